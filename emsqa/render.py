@@ -58,20 +58,27 @@ _SGR = {
 
 _MARKER = re.compile(r"\[\d+\]")
 _TOKEN = re.compile(r"\n|[^\S\n]+|\S+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 # --------------------------------------------------------------------------- converting fragments
 
 
+def _safe(text: str) -> str:
+    """`text` with control characters (a stray ESC in a document) made harmless for a terminal."""
+    return _CONTROL.sub("\ufffd", text)
+
+
 def to_plain(fragments: Iterable[Fragment]) -> str:
-    """The text of `fragments` without any styling."""
-    return "".join(text for _, text in fragments)
+    """The text of `fragments` without any styling (control characters replaced by U+FFFD)."""
+    return _safe("".join(text for _, text in fragments))
 
 
 def to_ansi(fragments: Iterable[Fragment]) -> str:
     """The text of `fragments` with SGR colour codes; codes never span a line break."""
     out: list[str] = []
-    for style, text in fragments:
+    for style, raw in fragments:
+        text = _safe(raw)
         codes = ";".join(_SGR[c] for c in style.split() if c in _SGR)
         if not codes:
             out.append(text)
