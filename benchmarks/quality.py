@@ -1,0 +1,286 @@
+"""Answer and retrieval quality of emsqa beside bm25s, plus one ablation row per index setting.
+
+    python benchmarks/quality.py                 # every set
+    python benchmarks/quality.py --quick         # SciFact only
+    python benchmarks/quality.py --sets scifact,xquad
+
+Figures (see benchmarks/README.md): SciFact test nDCG@10 and Recall@100, MedQuAD test nDCG@10
+(document level: a document scores its best passage), XQuAD answer checks on the test half of the
+articles, and the shipped EMS test set.
+Results go to stdout and to benchmarks/results/quality.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from common import (
+    REPO,
+    RESULTS,
+    Bm25sPeer,
+    doc_run_from_hits,
+    environment_note,
+    load_medquad,
+    load_scifact,
+    load_xquad,
+    markdown_table,
+    mean_metric,
+    split_sentences,
+)
+
+from emsqa.datasets import BeirSet, SquadQuestion
+from emsqa.index import Index
+
+ALL_SETS = ("scifact", "medquad", "xquad", "ems")
+
+# One row per lever of IndexSettings, each changing only that lever from the defaults.
+ABLATIONS: list[tuple[str, dict[str, Any]]] = [
+    ("weighting=tfidf", {"weighting": "tfidf"}),
+    ("stem=False", {"stem": False}),
+    ("bigrams=False", {"bigrams": False}),
+    ("title_weight=0", {"title_weight": 0}),
+    ("title_weight=2", {"title_weight": 2}),
+    ("overlap=0", {"overlap": 0}),
+    ("target_words=40", {"target_words": 40, "min_words": 20}),
+    ("k1=0.9,b=0.4", {"k1": 0.9, "b": 0.4}),
+]
+
+COLUMNS = [
+    ("scifact", "ndcg10", "SciFact nDCG@10"),
+    ("scifact", "recall100", "SciFact R@100"),
+    ("medquad", "ndcg10", "MedQuAD nDCG@10"),
+    ("xquad", "first_sentence", "XQuAD (a) 1st sent."),
+    ("xquad", "cited", "XQuAD (b) cited"),
+    ("xquad", "top1", "XQuAD span@1"),
+    ("xquad", "top5", "XQuAD span@5"),
+    ("xquad", "abstained", "XQuAD abstain"),
+    ("ems", "score", "EMS set"),
+]
+
+DOC_DEPTH = 100
+PASSAGES_PER_DOC_DEPTH = 3  # passages fetched per wanted document (documents are 1-3 passages)
+
+
+@dataclass
+class Row:
+    name: str
+    figures: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------ retrieval
+
+
+def emsqa_doc_run(index: Index, queries: dict[str, str], depth: int) -> dict[str, dict[str, float]]:
+    k = depth * PASSAGES_PER_DOC_DEPTH
+    return {qid: doc_run_from_hits(index.search(text, k=k), depth) for qid, text in queries.items()}
+
+
+def peer_doc_run(
+    peer: Bm25sPeer, queries: dict[str, str], depth: int
+) -> dict[str, dict[str, float]]:
+    qids = list(queries)
+    results = peer.search_many([queries[q] for q in qids], depth)
+    return {qid: dict(found) for qid, found in zip(qids, results, strict=True)}
+
+
+def beir_figures(run: dict[str, dict[str, float]], beir: BeirSet, recall: bool) -> dict[str, float]:
+    out = {"ndcg10": mean_metric("ndcg", run, beir.qrels, 10)}
+    if recall:
+        out["recall100"] = mean_metric("recall", run, beir.qrels, 100)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- XQuAD
+
+
+def xquad_split(questions: Sequence[SquadQuestion], tuning: bool) -> list[SquadQuestion]:
+    """Test = questions of the second half of the articles (file order); tuning = the first half."""
+    n_articles = max(q.article_index for q in questions) + 1
+    half = n_articles // 2
+    return [q for q in questions if (q.article_index < half) == tuning]
+
+
+def _span_inside(q: SquadQuestion, doc_id: str, start: int, end: int) -> bool:
+    return doc_id == q.doc_id and start <= q.answer_start and q.answer_end <= end
+
+
+def emsqa_xquad(index: Index, questions: Sequence[SquadQuestion]) -> dict[str, float]:
+    first = cited = top1 = top5 = abstained = 0
+    for q in questions:
+        answer = index.ask(q.question, k=3)
+        if answer.abstained or not answer.sentences:
+            abstained += 1
+        elif q.answer_text.lower() in answer.sentences[0].text.lower():
+            first += 1
+        if any(
+            _span_inside(q, c.passage.doc_id, c.passage.start, c.passage.end)
+            for c in answer.citations
+        ):
+            cited += 1
+        hits = index.search(q.question, k=5)
+        inside = [_span_inside(q, h.passage.doc_id, h.passage.start, h.passage.end) for h in hits]
+        top1 += any(inside[:1])
+        top5 += any(inside)
+    n = len(questions)
+    return {
+        "first_sentence": first / n,
+        "cited": cited / n,
+        "top1": top1 / n,
+        "top5": top5 / n,
+        "abstained": abstained / n,
+    }
+
+
+def peer_xquad_paragraphs(peer: Bm25sPeer, questions: Sequence[SquadQuestion]) -> dict[str, float]:
+    results = peer.search_many([q.question for q in questions], 5)
+    top1 = sum(
+        any(d == q.doc_id for d, _ in found[:1])
+        for q, found in zip(questions, results, strict=True)
+    )
+    top5 = sum(
+        any(d == q.doc_id for d, _ in found) for q, found in zip(questions, results, strict=True)
+    )
+    return {"top1": top1 / len(questions), "top5": top5 / len(questions)}
+
+
+def peer_xquad_sentence(
+    documents: Sequence[Any], questions: Sequence[SquadQuestion]
+) -> dict[str, float]:
+    """bm25s over every sentence of the corpus; the top-1 sentence must contain the answer."""
+    ids, texts = [], []
+    for doc in documents:
+        for i, (start, end) in enumerate(split_sentences(doc.text)):
+            ids.append(f"{doc.id}@{i}")
+            texts.append(doc.text[start:end])
+    by_id = dict(zip(ids, texts, strict=True))
+    peer = Bm25sPeer()
+    peer.build(ids, texts)
+    results = peer.search_many([q.question for q in questions], 1)
+    hits = sum(
+        bool(found) and q.answer_text.lower() in by_id[found[0][0]].lower()
+        for q, found in zip(questions, results, strict=True)
+    )
+    return {"first_sentence": hits / len(questions), "sentences": float(len(ids))}
+
+
+# ------------------------------------------------------------------------------------------ EMS
+
+
+def ems_figures(settings: dict[str, Any]) -> tuple[dict[str, float] | None, str]:
+    """The shipped EMS test set through emsqa.evaluate, or (None, why it was skipped)."""
+    path = REPO / "tests" / "data" / "ems_questions.jsonl"
+    if not path.is_file():
+        return None, f"EMS set skipped: {path.relative_to(REPO)} is not there yet"
+    try:
+        import emsqa.evaluate  # noqa: F401
+    except ImportError:
+        return None, "EMS set skipped: emsqa.evaluate has not landed yet"
+    return None, "EMS set skipped: emsqa.evaluate's interface is not wired into this script yet"
+
+
+# ----------------------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="SciFact only")
+    parser.add_argument(
+        "--sets", default=",".join(ALL_SETS), help="comma-separated: " + ",".join(ALL_SETS)
+    )
+    parser.add_argument(
+        "--no-ablations", action="store_true", help="default settings and peers only"
+    )
+    parser.add_argument(
+        "--tuning", action="store_true", help="XQuAD: score the tuning half instead of test"
+    )
+    args = parser.parse_args(argv)
+    sets = ["scifact"] if args.quick else [s.strip() for s in args.sets.split(",") if s.strip()]
+    unknown = sorted(set(sets) - set(ALL_SETS))
+    if unknown:
+        parser.error(f"unknown set(s): {', '.join(unknown)}")
+
+    started = time.perf_counter()
+    variants: list[tuple[str, dict[str, Any]]] = [("emsqa (defaults)", {})]
+    if not args.no_ablations:
+        variants += [(f"emsqa {name}", s) for name, s in ABLATIONS]
+    rows = {name: Row(name) for name, _ in variants}
+    peer_rows = {n: Row(n) for n in ("bm25s", "bm25s best sentence")}
+    notes: list[str] = []
+
+    for set_name in sets:
+        t0 = time.perf_counter()
+        if set_name in ("scifact", "medquad"):
+            beir = load_scifact() if set_name == "scifact" else load_medquad()
+            recall = set_name == "scifact"
+            for name, settings in variants:
+                index = Index.build(beir.documents, **settings)
+                run = emsqa_doc_run(index, beir.queries, DOC_DEPTH)
+                rows[name].figures[set_name] = beir_figures(run, beir, recall)
+            peer = Bm25sPeer()
+            peer.build_documents(beir.documents)
+            run = peer_doc_run(peer, beir.queries, DOC_DEPTH)
+            peer_rows["bm25s"].figures[set_name] = beir_figures(run, beir, recall)
+            notes.append(
+                f"{set_name}: {len(beir.documents):,} documents, {len(beir.queries):,} queries "
+                f"({time.perf_counter() - t0:.0f} s)"
+            )
+        elif set_name == "xquad":
+            squad = load_xquad()
+            questions = xquad_split(squad.questions, args.tuning)
+            for name, settings in variants:
+                index = Index.build(squad.documents, **settings)
+                rows[name].figures["xquad"] = emsqa_xquad(index, questions)
+            peer = Bm25sPeer()
+            peer.build_documents(squad.documents)
+            peer_rows["bm25s"].figures["xquad"] = peer_xquad_paragraphs(peer, questions)
+            sentence = peer_xquad_sentence(squad.documents, questions)
+            peer_rows["bm25s best sentence"].figures["xquad"] = sentence
+            half = "tuning (first)" if args.tuning else "test (second)"
+            notes.append(
+                f"xquad: {len(squad.documents)} paragraphs as one corpus, "
+                f"{len(questions)} questions of the {half} half of the articles; "
+                f"peer sentences: {int(sentence['sentences']):,} "
+                f"({time.perf_counter() - t0:.0f} s)"
+            )
+        else:
+            for name, settings in variants:
+                figures, note = ems_figures(settings)
+                if figures is not None:
+                    rows[name].figures["ems"] = figures
+            notes.append(note)
+
+    shown = [c for c in COLUMNS if c[0] in sets]
+    all_rows = [*rows.values(), *peer_rows.values()]
+    table = markdown_table(
+        ["system", *(c[2] for c in shown)],
+        [[r.name, *(r.figures.get(s, {}).get(m) for s, m, _ in shown)] for r in all_rows],
+    )
+    elapsed = time.perf_counter() - started
+    report = "\n".join(
+        [
+            f"# emsqa quality ({', '.join(sets)})",
+            "",
+            table,
+            "",
+            *(f"- {n}" for n in notes),
+            f"- {environment_note()}",
+            f"- total wall time {elapsed:.0f} s",
+        ]
+    )
+    print(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = "quality-quick" if args.quick else "quality"
+    (RESULTS / f"{stem}.md").write_text(report + "\n", encoding="utf-8")
+    payload = {r.name: r.figures for r in all_rows}
+    (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,414 @@
+"""Speed and memory of emsqa beside bm25s (and rank_bm25 at the smallest size).
+
+    python benchmarks/speed.py --sizes small     # SciFact and MedQuAD (a few minutes)
+    python benchmarks/speed.py --sizes all       # adds synthetic 100,000 and 1,000,000 passages
+
+Each system's build + save + load + query phase runs in its own fresh interpreter, so its peak RSS
+is its own. Figures (see benchmarks/README.md) go to stdout and benchmarks/results/speed.{md,json};
+the latency-versus-size plot to benchmarks/results/latency.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from common import (
+    CACHE,
+    REPO,
+    RESULTS,
+    SEED,
+    Bm25sPeer,
+    environment_note,
+    load_medquad,
+    load_scifact,
+    markdown_table,
+    median,
+    p95,
+    run_isolated,
+    split_sentences,
+    timed,
+)
+
+from emsqa.datatypes import Document
+
+SMALL = ("scifact", "medquad")
+SYNTHETIC = {"100k": 100_000, "1m": 1_000_000}
+LATENCY_QUESTIONS = 300  # questions timed one at a time (after one warm-up)
+SYNTHETIC_QUESTIONS = 500
+RANK_BM25_QUESTIONS = 30
+COLD_RUNS = 5
+COLD_QUESTION = "Can an EMT give aspirin for chest pain?"
+
+
+# ------------------------------------------------------------------------------------- workloads
+
+
+def _real(name: str) -> tuple[list[Document], list[str]]:
+    beir = load_scifact() if name == "scifact" else load_medquad()
+    return beir.documents, list(beir.queries.values())
+
+
+def _sentence_pool() -> list[str]:
+    """Real sentences of SciFact and MedQuAD, 4 to 60 words, in file order."""
+    import gzip
+
+    from common import data_root
+
+    pool: list[str] = []
+    with gzip.open(
+        data_root() / "scifact" / "beir" / "sentences.jsonl.gz", "rt", encoding="utf-8"
+    ) as fh:
+        for line in fh:
+            pool.extend(json.loads(line)["sentences"])
+    for doc in load_medquad().documents:
+        text = " ".join(doc.text.split())
+        pool.extend(text[a:b] for a, b in split_sentences(text))
+    return [s for s in pool if 4 <= len(s.split()) <= 60]
+
+
+def synthetic_corpus(n: int) -> Path:
+    """A cached file of `n` passages (one a line) of 40-120 words, resampled from real sentences."""
+    import numpy as np
+
+    path = CACHE / f"synthetic-{n}-seed{SEED}.txt"
+    if path.is_file():
+        return path
+    pool = _sentence_pool()
+    lengths = np.array([len(s.split()) for s in pool])
+    rng = np.random.default_rng(SEED)
+    targets = rng.integers(40, 121, size=n)
+    draws = rng.integers(0, len(pool), size=n * 8)  # about 3 sentences a passage; 8 is plenty
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    cursor = 0
+    with tmp.open("w", encoding="utf-8") as out:
+        for target in targets.tolist():
+            words = 0
+            chosen: list[str] = []
+            while words < target:
+                s = int(draws[cursor])
+                cursor += 1
+                chosen.append(pool[s])
+                words += int(lengths[s])
+            text = " ".join(chosen)
+            if words > 120:
+                text = " ".join(text.split()[:120])
+            out.write(text.replace("\n", " ") + "\n")
+    tmp.replace(path)
+    return path
+
+
+def _synthetic(name: str) -> tuple[list[Document], list[str]]:
+    import numpy as np
+
+    path = synthetic_corpus(SYNTHETIC[name])
+    with path.open(encoding="utf-8") as fh:
+        texts = [line.rstrip("\n") for line in fh]
+    documents = [Document(id=f"p{i}", title="", text=t) for i, t in enumerate(texts)]
+    rng = np.random.default_rng(SEED + 1)
+    questions: list[str] = []
+    while len(questions) < SYNTHETIC_QUESTIONS:
+        text = texts[int(rng.integers(len(texts)))]
+        spans = split_sentences(text)
+        a, b = spans[int(rng.integers(len(spans)))]
+        words = text[a:b].split()[:16]
+        kept = [w for w in words if rng.random() > 0.3]  # drop about 30% of the words
+        if len(kept) < 3:
+            continue
+        for _ in range(2):  # and swap two random pairs
+            i, j = rng.integers(len(kept), size=2)
+            kept[i], kept[j] = kept[j], kept[i]
+        questions.append(" ".join(kept))
+    return documents, questions
+
+
+def workload(name: str) -> tuple[list[Document], list[str]]:
+    return _real(name) if name in SMALL else _synthetic(name)
+
+
+# ------------------------------------------------------------------------ one system, one process
+
+
+def _folder_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
+
+
+def measure(system: str, name: str, workdir: str) -> dict[str, Any]:
+    """Build, save, load and query one system on one workload (meant to run in its own process)."""
+    documents, questions = workload(name)
+    folder = Path(workdir) / system
+    timed_questions = questions[:LATENCY_QUESTIONS]
+    out: dict[str, Any] = {"documents": len(documents), "questions": len(questions)}
+    if system == "emsqa":
+        from emsqa.index import Index
+
+        out["build_s"], index = timed(lambda: Index.build(documents))
+        out["passages"] = index.n_passages
+        index.save(folder)
+        del index
+        gc.collect()
+        out["load_s"], index = timed(lambda: Index.load(folder))
+
+        def one(q: str) -> Any:
+            return index.search(q, k=10)
+
+        def many(qs: list[str]) -> Any:
+            return index.search_many(qs, k=10)
+
+    elif system == "bm25s":
+        peer = Bm25sPeer()
+        out["build_s"], _ = timed(lambda: peer.build_documents(documents))
+        out["passages"] = len(documents)
+        folder.mkdir(parents=True, exist_ok=True)
+        peer.save(folder)
+        del peer
+        gc.collect()
+        peer = Bm25sPeer()
+        out["load_s"], _ = timed(lambda: peer.load(folder))
+
+        def one(q: str) -> Any:
+            return peer.search(q, 10)
+
+        def many(qs: list[str]) -> Any:
+            return peer.search_many(qs, 10)
+
+    else:
+        raise ValueError(system)
+    out["disk_mb"] = _folder_mb(folder)
+    one(questions[0])  # warm-up
+    latencies = [timed(lambda q=q: one(q))[0] for q in timed_questions]
+    out["latency_ms_median"] = median(latencies) * 1000
+    out["latency_ms_p95"] = p95(latencies) * 1000
+    batch_s, _ = timed(lambda: many(questions))
+    out["batch_qps"] = len(questions) / batch_s
+    return out
+
+
+def measure_rank_bm25(name: str) -> dict[str, Any]:
+    """rank_bm25's BM25Okapi: query latency only, on a small sample (it scores every document)."""
+    import numpy as np
+    from rank_bm25 import BM25Okapi
+
+    documents, questions = workload(name)
+    tokenizer = Bm25sPeer()  # the same tokens as the bm25s peer
+    corpus = tokenizer._tokens([f"{d.title} {d.text}" for d in documents], ids=False)
+    build_s, bm25 = timed(lambda: BM25Okapi(corpus))
+
+    def one(q: str) -> Any:
+        scores = bm25.get_scores(tokenizer._tokens([q], ids=False)[0])
+        top = np.argpartition(-scores, 10)[:10]
+        return top[np.argsort(-scores[top])]
+
+    sample = questions[:RANK_BM25_QUESTIONS]
+    one(sample[0])
+    latencies = [timed(lambda q=q: one(q))[0] for q in sample]
+    return {
+        "documents": len(documents),
+        "passages": len(documents),
+        "build_s": build_s,
+        "latency_ms_median": median(latencies) * 1000,
+        "latency_ms_p95": p95(latencies) * 1000,
+        "questions": len(sample),
+    }
+
+
+# ------------------------------------------------------------------------------------ cold start
+
+
+def cold_start() -> list[tuple[str, float, float]]:
+    """(what, median s, p95 s) of whole-process runs, each after one untimed warm-up run."""
+    python = sys.executable
+    commands = [
+        ("python -c pass", [python, "-c", "pass"]),
+        ("python -c 'import sklearn'", [python, "-c", "import sklearn"]),
+        ("python -c 'import emsqa'", [python, "-c", "import emsqa"]),
+        (f'emsqa ask "{COLD_QUESTION}"', [python, "-m", "emsqa", "ask", COLD_QUESTION]),
+    ]
+    out = []
+    for label, cmd in commands:
+        runs = []
+        for i in range(COLD_RUNS + 1):
+            start = time.perf_counter()
+            done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+            elapsed = time.perf_counter() - start
+            if done.returncode != 0:
+                raise RuntimeError(f"{label} failed: {done.stderr.strip()[-300:]}")
+            if i:  # the first run warms the disk cache and the shipped index cache
+                runs.append(elapsed)
+        out.append((label, median(runs), p95(runs)))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ plot
+
+
+def plot(results: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for system, marker in (("emsqa", "o"), ("bm25s", "s"), ("rank_bm25", "^")):
+        points = sorted(
+            (r[system]["documents"], r[system]["latency_ms_median"])
+            for r in results.values()
+            if system in r
+        )
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, marker=marker, label=system)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("corpus size (documents or synthetic passages)")
+    ax.set_ylabel("median latency per question (ms)")
+    ax.set_title("Single-question search latency, k=10, one thread")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="small", help="small, all, or a list like scifact,100k")
+    parser.add_argument(
+        "--no-cold", action="store_true", help="skip the whole-process cold start runs"
+    )
+    args = parser.parse_args(argv)
+    known = (*SMALL, *SYNTHETIC)
+    if args.sizes == "small":
+        names: list[str] = list(SMALL)
+    elif args.sizes == "all":
+        names = list(known)
+    else:
+        names = [s.strip() for s in args.sizes.split(",") if s.strip()]
+        if not names or set(names) - set(known):
+            parser.error(f"--sizes takes small, all or names from {', '.join(known)}")
+
+    started = time.perf_counter()
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="emsqa-speed-") as workdir:
+        for name in names:
+            if name in SYNTHETIC:
+                synthetic_corpus(SYNTHETIC[name])  # generate once, outside the timed children
+            results[name] = {}
+            for system in ("emsqa", "bm25s"):
+                results[name][system] = run_isolated(measure, system, name, workdir)
+                shutil.rmtree(Path(workdir) / system, ignore_errors=True)
+                print(f"  {name} {system}: {json.dumps(results[name][system])}", file=sys.stderr)
+        smallest = names[0]
+        results[smallest]["rank_bm25"] = run_isolated(measure_rank_bm25, smallest)
+
+    header = [
+        "corpus",
+        "system",
+        "units",
+        "build s",
+        "disk MB",
+        "load s",
+        "peak RSS MB",
+        "latency ms (median)",
+        "latency ms (p95)",
+        "batch q/s",
+    ]
+    rows = []
+    for name, per_system in results.items():
+        for system, r in per_system.items():
+            units = f"{r['documents']:,} docs" + (
+                f" → {r['passages']:,} passages" if r["passages"] != r["documents"] else ""
+            )
+            rows.append(
+                [
+                    name,
+                    system,
+                    units,
+                    r.get("build_s"),
+                    r.get("disk_mb"),
+                    r.get("load_s"),
+                    r.get("peak_rss_mb"),
+                    r.get("latency_ms_median"),
+                    r.get("latency_ms_p95"),
+                    r.get("batch_qps"),
+                ]
+            )
+    ratio_rows = []
+    for name, per_system in results.items():
+        e, b = per_system["emsqa"], per_system["bm25s"]
+        ratio_rows.append(
+            [
+                name,
+                f"{e['documents']:,}",
+                e["latency_ms_median"],
+                b["latency_ms_median"],
+                f"{e['latency_ms_median'] / b['latency_ms_median']:.2f}",
+                f"{e['build_s'] / b['build_s']:.2f}",
+                f"{e['peak_rss_mb'] / b['peak_rss_mb']:.2f}",
+            ]
+        )
+    lines = [
+        f"# emsqa speed ({', '.join(names)})",
+        "",
+        markdown_table(header, rows),
+        "",
+        "## Scaling (ms per question vs corpus size; ratios emsqa / bm25s)",
+        "",
+        markdown_table(
+            [
+                "corpus",
+                "units",
+                "emsqa ms",
+                "bm25s ms",
+                "latency ratio",
+                "build ratio",
+                "peak RSS ratio",
+            ],
+            ratio_rows,
+        ),
+    ]
+    if not args.no_cold:
+        cold = cold_start()
+        lines += [
+            "",
+            f"## Whole-process cold start (median and p95 of {COLD_RUNS} runs, warm disk cache)",
+            "",
+            markdown_table(["command", "median s", "p95 s"], [list(c) for c in cold]),
+        ]
+        results["cold_start"] = {label: {"median_s": m, "p95_s": p} for label, m, p in cold}
+    elapsed = time.perf_counter() - started
+    lines += [
+        "",
+        f"- latency: {LATENCY_QUESTIONS} questions max (rank_bm25: {RANK_BM25_QUESTIONS}), "
+        "one at a time after one warm-up, k=10, whole search call including analysis",
+        f"- {environment_note()}",
+        f"- total wall time {elapsed:.0f} s",
+    ]
+    report = "\n".join(lines)
+    print(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = "speed" if args.sizes == "all" else f"speed-{'-'.join(names)}"
+    if args.sizes == "small":
+        stem = "speed-small"
+    (RESULTS / f"{stem}.md").write_text(report + "\n", encoding="utf-8")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    plot({k: v for k, v in results.items() if k != "cold_start"}, RESULTS / "latency.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
