@@ -58,6 +58,7 @@ _SGR = {
 
 _MARKER = re.compile(r"\[\d+\]")
 _TOKEN = re.compile(r"\n|[^\S\n]+|\S+")
+_BULLET = re.compile(r"[-*•–]|\d{1,3}[.)]")  # a list item's mark: its lines hang under the text
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -110,8 +111,9 @@ def wrap_fragments(
 
     Line breaks in the text are kept (two or more become one blank line), runs of spaces become one
     space, and text glued across fragments (a word followed by its "[1]") stays on one line. A word
-    longer than the line is put on a line of its own rather than cut. `prefix` (kept verbatim, e.g.
-    an aligned label) replaces `indent` on the first line. No trailing newline.
+    longer than the line is put on a line of its own rather than cut. The lines of a list item
+    ("- ", "• ", "2. ") hang under its text. `prefix` (kept verbatim, e.g. an aligned label)
+    replaces `indent` on the first line. No trailing newline.
     """
     later = indent if subsequent_indent is None else subsequent_indent
     # Split into paragraphs of units; a unit is glued non-space text, possibly of several styles.
@@ -152,12 +154,14 @@ def wrap_fragments(
             current = list(prefix) if prefix else [("", indent)]
         used = sum(len(t) for _, t in current)
         fresh = True
+        lead = "".join(t for _, t in paragraph[0][0])
+        hang = later + " " * (len(lead) + 1) if _BULLET.fullmatch(lead) else later
         for pieces, space in paragraph:
             size = sum(len(t) for _, t in pieces)
             if not fresh and used + 1 + size > width:
                 lines.append(current)
-                current = [("", later)]
-                used, fresh = len(later), True
+                current = [("", hang)]
+                used, fresh = len(hang), True
             if not fresh:
                 current.append(space or ("", " "))
                 used += 1
@@ -217,6 +221,14 @@ def _shorten(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:.") + "…"
 
 
+def _expansions(pairs: Iterable[tuple[str, str]]) -> str:
+    """Expansion pairs grouped by abbreviation: "iv → intravenous; emt → EMT-B, EMT-Basic"."""
+    grouped: dict[str, list[str]] = {}
+    for short, long in pairs:
+        grouped.setdefault(short, []).append(long)
+    return "; ".join(f"{short} → {', '.join(longs)}" for short, longs in grouped.items())
+
+
 def _cited_spans(answer: Answer, n: int, passage: Passage) -> list[tuple[int, int]]:
     """Where the sentences carrying [n] sit inside `passage` (offsets local to its text)."""
     spans = []
@@ -231,16 +243,23 @@ def _cited_spans(answer: Answer, n: int, passage: Passage) -> list[tuple[int, in
 
 
 def _excerpt(text: str, spans: Sequence[tuple[int, int]], limit: int) -> str:
-    """About `limit` characters of `text` around the first cited span, with … where cut."""
-    if len(text) <= limit:
-        return " ".join(text.split())
+    """About `limit` characters of `text` around the first cited span, with … where cut.
+
+    Line breaks are kept (list items stay one per line); blank lines and runs of spaces are not.
+    """
     lo = spans[0][0] if spans else 0
-    start = 0 if lo < limit // 3 else max(0, lo - limit // 6)
+    start = 0 if len(text) <= limit or lo < limit // 3 else max(0, lo - limit // 6)
     if start:
-        space = text.find(" ", start)
+        space = min(
+            (i for i in (text.find(" ", start), text.find("\n", start)) if i >= 0), default=-1
+        )
         start = space + 1 if 0 <= space < lo else start
-    piece = text[start:]
-    flat = _shorten(piece, limit)
+    rows = (" ".join(row.split()) for row in text[start:].split("\n"))
+    flat = "\n".join(row for row in rows if row)
+    if len(flat) > limit:
+        cut = flat[:limit]
+        edge = max(cut.rfind(" "), cut.rfind("\n"))
+        flat = (cut[:edge] if edge > 0 else cut).rstrip(" ,;:.-—\n") + "…"
     return ("…" + flat) if start else flat
 
 
@@ -294,7 +313,7 @@ def answer_fragments(answer: Answer, *, width: int = DEFAULT_WIDTH) -> list[Frag
         out += wrap_fragments(body, width)
     if query is not None and answer.kind != "smalltalk":
         if query.expansions:
-            pairs = ", ".join(f"{short} → {long}" for short, long in query.expansions)
+            pairs = _expansions(query.expansions)
             line = wrap_fragments(
                 [("class:dim", f"Expanded: {pairs}")], width, subsequent_indent="  "
             )
@@ -443,7 +462,7 @@ def why_fragments(
     out: list[Fragment] = row("Question", answer.question)
     out += row("Searched for", ", ".join(query.terms) if query.terms else "(no usable terms)")
     if query.expansions:
-        out += row("Expanded", ", ".join(f"{a} → {b}" for a, b in query.expansions))
+        out += row("Expanded", _expansions(query.expansions))
     if query.carried:
         out += row("Carried over", ", ".join(query.carried) + " (from earlier questions)")
     if query.notice:

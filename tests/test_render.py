@@ -330,3 +330,19 @@ def test_why_without_search_or_matches() -> None:
     assert "nothing to explain" in render_why(smalltalk, [])
     answer = make_answer()
     assert "No query term occurs" in render_why(answer, [])
+
+
+def test_expansions_of_one_abbreviation_are_grouped() -> None:
+    pairs = (("emt", "emergency medical technician"), ("iv", "intravenous"), ("emt", "EMT-B"))
+    text = render_answer(make_answer(query=Query(text="q", terms=("emt",), expansions=pairs)))
+    assert "Expanded: emt → emergency medical technician, EMT-B; iv → intravenous" in text
+
+
+def test_list_items_hang_under_their_text() -> None:
+    text = "Bring:\n- a bag-valve mask with a reservoir and tubing of the right size\n2. suction"
+    out = to_plain(wrap_fragments([("", text)], 30, indent="  "))
+    rows = out.split("\n")
+    assert rows[1].startswith("  - a bag")
+    item_end = rows.index(next(r for r in rows if r.lstrip().startswith("2.")))
+    assert item_end > 2  # the long item took more than one line
+    assert all(r.startswith("    ") and r[4] != " " for r in rows[2:item_end])
