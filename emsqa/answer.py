@@ -1,0 +1,252 @@
+"""Hits -> Answer: pick the sentences that answer, cite them, or abstain (extractive, no model).
+
+Every candidate sentence of the top passages is scored by how much of the question it covers
+(idf-weighted "concepts": a question word, or an abbreviation together with its long forms), by the
+score of its passage, and by cues from the question's type (a number for "how long", a definition for
+"what is"). One to three sentences are chosen; "X vs Y" questions get sentences covering both sides.
+
+Confidence is the share of the question's idf-weighted concepts that the best retrieved passage
+covers. Below ABSTAIN_BELOW the answer abstains. That threshold is not picked by eye: it is the value
+`emsqa.evaluate.calibrate_threshold` chooses on the calibration split of tests/data/ems_questions.jsonl
+(maximum balanced accuracy of answerable vs unanswerable; midpoint of the widest gap on ties);
+`tests/test_calibration.py` recomputes it and fails when the constant drifts from it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from emsqa.datatypes import Answer, AnswerSentence, Citation, Hit
+from emsqa.passages import split_sentences
+from emsqa.retrieve import PreparedQuery
+from emsqa.text import Analyzer, Lexicon
+
+__all__ = ["ABSTAIN_BELOW", "NOT_FOUND", "compose", "coverage", "smalltalk"]
+
+ABSTAIN_BELOW = 0.5
+NOT_FOUND = "I could not find this in the corpus."
+
+_NUMERIC_Q = re.compile(
+    r"\b(how (long|many|much|often|old)|what (percentage|age)|when|minimum|number of)\b", re.I
+)
+_DEFINE_Q = re.compile(
+    r"\b(what (is|are|does)|define|definition|meaning|stand for|stands for|who (is|are))\b", re.I
+)
+_DEFINITION = re.compile(r"\b(is|are|stands for|refers to|means|is called)\b", re.I)
+_COMPARE = (
+    re.compile(
+        r"\bdifferen\w*\s+(?:between\s+)?(?:an?\s+|the\s+)?(.+?)\s+(?:and|vs\.?|versus)\s+(?:an?\s+|the\s+)?(.+?)[?.!]*$",
+        re.I,
+    ),
+    re.compile(
+        r"^(?:.*?\b)?(?:an?\s+|the\s+)?([\w\- ]+?)\s+(?:vs\.?|versus)\s+(?:an?\s+|the\s+)?(.+?)[?.!]*$",
+        re.I,
+    ),
+    re.compile(
+        r"\bcompare\s+(?:an?\s+|the\s+)?(.+?)\s+(?:and|with|to)\s+(?:an?\s+|the\s+)?(.+?)[?.!]*$",
+        re.I,
+    ),
+)
+_BULLET = re.compile(r"^\s*(?:[-*•‣▪]|\d+[.)])\s+")
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    hit: Hit
+    start: int  # document offsets
+    end: int
+    text: str
+    terms: frozenset[str]
+    score: float
+
+
+def coverage(pq: PreparedQuery, terms: frozenset[str] | set[str]) -> float:
+    """Share of the question's weighted concepts found in `terms` (0..1)."""
+    total = sum(w for w, _ in pq.concepts)
+    if total <= 0:
+        return 0.0
+    got = sum(w for w, alts in pq.concepts if any(alt and alt <= terms for alt in alts))
+    return got / total
+
+
+def _sides(question: str, analyzer: Analyzer, lexicon: Lexicon | None) -> list[set[str]]:
+    for pattern in _COMPARE:
+        m = pattern.search(question)
+        if m:
+            sides = []
+            for raw in m.group(1), m.group(2):
+                terms = set(analyzer.content(raw))
+                if lexicon is not None:
+                    for _, other in lexicon.expansions(raw):
+                        terms.update(analyzer.content(other))
+                if terms:
+                    sides.append(terms)
+            if len(sides) == 2:
+                return sides
+    return []
+
+
+def _candidates(pq: PreparedQuery, hits: Sequence[Hit], analyzer: Analyzer) -> list[_Candidate]:
+    best = hits[0].score or 1.0
+    numeric = bool(_NUMERIC_Q.search(pq.query.text))
+    define = bool(_DEFINE_Q.search(pq.query.text))
+    own_bigrams = {t for t in pq.query.terms if " " in t}
+    out = []
+    for hit in hits:
+        p = hit.passage
+        for a, b in split_sentences(p.text):
+            raw = p.text[a:b]
+            display = " ".join(_BULLET.sub("", raw).split())
+            words = len(display.split())
+            if not words:
+                continue
+            terms = frozenset(analyzer.terms(display))
+            cov = coverage(pq, terms)
+            score = 0.6 * cov + 0.25 * (hit.score / best)
+            score += min(0.15, 0.05 * len(own_bigrams & terms))
+            if numeric and re.search(r"\d", display):
+                score += 0.15
+            if define and _DEFINITION.search(display):
+                score += 0.05
+            if display.endswith("?") or words < 5:
+                score -= 0.3
+            elif words > 60:
+                score -= 0.1
+            out.append(_Candidate(hit, p.start + a, p.start + b, display, terms, score))
+    return out
+
+
+def _choose(cands: list[_Candidate], sides: list[set[str]], limit: int = 3) -> list[_Candidate]:
+    ranked = sorted(cands, key=lambda c: (-c.score, c.hit.rank, c.start))
+    if not ranked:
+        return []
+    chosen = [ranked[0]]
+
+    def similar(c: _Candidate) -> bool:
+        return any(
+            len(c.terms & o.terms) > 0.6 * max(1, min(len(c.terms), len(o.terms))) for o in chosen
+        )
+
+    for side in sides:
+        if not any(side & c.terms for c in chosen):
+            for c in ranked:
+                if side & c.terms and c not in chosen and not similar(c):
+                    chosen.append(c)
+                    break
+    top = ranked[0].score
+    for c in ranked[1:]:
+        if len(chosen) >= limit:
+            break
+        if c in chosen or c.score < 0.75 * top or similar(c):
+            continue
+        chosen.append(c)
+    return chosen[:limit]
+
+
+def compose(
+    question: str,
+    pq: PreparedQuery,
+    hits: Sequence[Hit],
+    *,
+    analyzer: Analyzer,
+    lexicon: Lexicon | None = None,
+    k: int = 3,
+    threshold: float = ABSTAIN_BELOW,
+) -> Answer:
+    """Build the Answer for `question` from its ranked `hits` (cited sentences, or an abstention)."""
+    if not pq.concepts:
+        return Answer(
+            question=question, text=NOT_FOUND, abstained=True, confidence=0.0,
+            reason="the question has no words to search for", query=pq.query, kind="abstain",
+        )  # fmt: skip
+    if not hits:
+        return Answer(
+            question=question, text=NOT_FOUND, abstained=True, confidence=0.0,
+            reason="no passage shares a word with the question", query=pq.query, kind="abstain",
+        )  # fmt: skip
+    top = list(hits[:k])
+    passage_cov = [
+        coverage(
+            pq, frozenset(analyzer.fields(h.passage.title, h.passage.section, h.passage.text, 1, 1))
+        )
+        for h in top
+    ]
+    confidence = max(passage_cov)
+    if confidence < threshold:
+        best = top[passage_cov.index(confidence)]
+        missing = _missing_terms(
+            pq,
+            frozenset(
+                analyzer.fields(best.passage.title, best.passage.section, best.passage.text, 1, 1)
+            ),
+        )
+        reason = f"the closest passage covers only {confidence:.0%} of what the question asks about"
+        if missing:
+            reason += f" (nothing on: {', '.join(missing[:5])})"
+        return Answer(
+            question=question, text=NOT_FOUND, abstained=True, confidence=confidence, reason=reason,
+            related=tuple(hits[:3]), query=pq.query, kind="abstain", hits=tuple(hits),
+        )  # fmt: skip
+    chosen = _choose(_candidates(pq, top, analyzer), _sides(pq.query.text, analyzer, lexicon))
+    numbers: dict[str, int] = {}
+    citations: list[Citation] = []
+    sentences: list[AnswerSentence] = []
+    for c in chosen:
+        pid = c.hit.passage.id
+        if pid not in numbers:
+            numbers[pid] = len(numbers) + 1
+            citations.append(Citation(n=numbers[pid], passage=c.hit.passage, score=c.hit.score))
+        sentences.append(
+            AnswerSentence(text=c.text, citation=numbers[pid], start=c.start, end=c.end)
+        )
+    text = " ".join(f"{s.text} [{s.citation}]" for s in sentences)
+    return Answer(
+        question=question, text=text, citations=tuple(citations), abstained=False, confidence=confidence,
+        sentences=tuple(sentences), query=pq.query, kind="answer", hits=tuple(hits),
+    )  # fmt: skip
+
+
+def _missing_terms(pq: PreparedQuery, terms: frozenset[str]) -> list[str]:
+    missing = []
+    for _, alts in sorted(pq.concepts, key=lambda c: -c[0]):
+        if not any(alt and alt <= terms for alt in alts):
+            missing.append(" ".join(sorted(alts[0])))
+    return missing
+
+
+_GREETING = re.compile(
+    r"^(hi|hello|hey|hiya|howdy|good (morning|afternoon|evening)|greetings)\b[\s!.,]*(there|emsqa)?[\s!.]*$",
+    re.I,
+)
+_THANKS = re.compile(
+    r"^(thanks?( you)?( so much| a lot)?|thx|ty|cheers|great,? thanks?|ok(ay)?,? thanks?)[\s!.]*$",
+    re.I,
+)
+_HELP = re.compile(
+    r"^(help|\?|what can you do\??|how do i use (this|you)\??|what do you know( about)?\??)[\s!.]*$",
+    re.I,
+)
+_SMALLTALK_REPLIES = (
+    (
+        _GREETING,
+        "Hello! Ask me a question about the documents, for example: What is the difference between an EMT and a paramedic?",
+    ),
+    (_THANKS, "You're welcome. Ask another question any time."),
+    (
+        _HELP,
+        "Ask a question in plain words and I will answer from the documents, citing the passages [n] I used.",
+    ),
+)
+
+
+def smalltalk(question: object) -> Answer | None:
+    """A short friendly reply to greetings, thanks and requests for help; None for real questions."""
+    if not isinstance(question, str):
+        return None
+    text = " ".join(question.split())
+    for pattern, reply in _SMALLTALK_REPLIES:
+        if pattern.match(text):
+            return Answer(question=question, text=reply, confidence=1.0, kind="smalltalk")
+    return None

@@ -1,0 +1,224 @@
+"""The public Index: build from documents, save, load, search and ask.
+
+    index = Index.build("my-notes/", target_words=100)
+    index.search("AED pads placement", k=5)      # -> list[Hit]
+    index.ask("Can an EMT start an IV?")          # -> Answer
+    index.save("notes.idx"); Index.load("notes.idx")
+
+Building needs scikit-learn; searching and answering use numpy only, so a saved index answers
+without importing scikit-learn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from emsqa.answer import ABSTAIN_BELOW, compose, smalltalk
+from emsqa.datatypes import Answer, Document, Hit, Passage, Query
+from emsqa.errors import IndexStateError, UsageError
+from emsqa.passages import split_documents
+from emsqa.retrieve import PreparedQuery, explain, prepare, search
+from emsqa.store import IndexSettings, Store, build_store, load_store, save_store
+from emsqa.text import Lexicon, load_lexicon
+
+__all__ = ["Index", "IndexSettings"]
+
+
+class Index:
+    """A searchable index of passages. Make one with `Index.build(...)` or `Index.load(...)`.
+
+    Constructor arguments are the settings of `IndexSettings` (keyword-only, only stored);
+    `fit()` builds. Learned state ends in an underscore (`store_`).
+    """
+
+    def __init__(self, *, lexicon: Lexicon | None = None, **settings: Any) -> None:
+        self.settings = IndexSettings.from_dict(settings)
+        self.lexicon = lexicon
+        self.store_: Store | None = None
+        self._ids: dict[str, int] | None = None
+
+    # --- building and persistence ----------------------------------------------------------------
+
+    def fit(
+        self, source: str | os.PathLike[str] | Iterable[Document | str], *, name: str | None = None
+    ) -> Index:
+        """Load (if a path), split and index `source`; returns self."""
+        fingerprint = ""
+        if isinstance(source, (str, os.PathLike)):
+            from emsqa.corpus import corpus_fingerprint, load_documents
+
+            documents = load_documents(source)
+            fingerprint = corpus_fingerprint(source)
+            name = name or str(source)
+        else:
+            documents = [
+                d if isinstance(d, Document) else Document(id=f"doc{i}", title="", text=str(d))
+                for i, d in enumerate(source)
+            ]
+            for d in documents:
+                if not isinstance(d, Document):
+                    raise UsageError("Index.build takes a path, Documents or strings")
+        s = self.settings
+        passages = split_documents(
+            documents,
+            target_words=s.target_words,
+            min_words=s.min_words,
+            max_words=s.max_words,
+            overlap=s.overlap,
+        )
+        self.store_ = build_store(passages, s, name=name or "documents", fingerprint=fingerprint)
+        self._ids = None
+        return self
+
+    @classmethod
+    def build(
+        cls,
+        source: str | os.PathLike[str] | Iterable[Document | str],
+        *,
+        name: str | None = None,
+        lexicon: Lexicon | None = None,
+        **settings: Any,
+    ) -> Index:
+        """Index a file, a folder (recursive), or an iterable of Documents."""
+        return cls(lexicon=lexicon, **settings).fit(source, name=name)
+
+    @classmethod
+    def load(
+        cls,
+        folder: str | os.PathLike[str],
+        *,
+        mmap: bool | None = None,
+        lexicon: Lexicon | None = None,
+    ) -> Index:
+        """Open a saved index (verified; nothing in it is ever executed)."""
+        store = load_store(folder, mmap=mmap)
+        index = cls(lexicon=lexicon, **dataclasses.asdict(store.settings))
+        index.store_ = store
+        return index
+
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Write the index to `folder` atomically: a reader sees the old index or the new, never half."""
+        return save_store(self._store(), folder)
+
+    # --- facts ------------------------------------------------------------------------------------
+
+    def _store(self) -> Store:
+        if self.store_ is None:
+            raise IndexStateError(
+                "this index is empty: build it with Index.build(...) or open one with Index.load(...)"
+            )
+        return self.store_
+
+    def _lexicon(self) -> Lexicon:
+        if self.lexicon is None:
+            self.lexicon = load_lexicon()
+        return self.lexicon
+
+    @property
+    def name(self) -> str:
+        return self._store().name
+
+    @property
+    def fingerprint(self) -> str:
+        return self._store().fingerprint
+
+    @property
+    def n_documents(self) -> int:
+        return self._store().n_documents
+
+    @property
+    def n_passages(self) -> int:
+        return self._store().n_passages
+
+    @property
+    def n_terms(self) -> int:
+        return self._store().n_terms
+
+    def words(self, limit: int = 5000) -> list[str]:
+        """Frequent words of the corpus as written (for completion)."""
+        return list(self._store().words[:limit])
+
+    def passages(self) -> Iterable[Passage]:
+        """Every passage in index order."""
+        store = self._store()
+        return (store.passage(i) for i in range(store.n_passages))
+
+    def _number(self, passage_id: str) -> int:
+        if self._ids is None:
+            store = self._store()
+            self._ids = {
+                f"{store.doc_ids[int(store.p_doc[i])]}#{int(store.p_ordinal[i])}": i
+                for i in range(store.n_passages)
+            }
+        try:
+            return self._ids[passage_id]
+        except KeyError:
+            raise UsageError(f"no passage {passage_id!r} in this index") from None
+
+    def passage(self, passage_id: str) -> Passage:
+        """The passage with this id."""
+        return self._store().passage(self._number(passage_id))
+
+    def __repr__(self) -> str:
+        if self.store_ is None:
+            return "Index(<not built>)"
+        return (
+            f"Index(name={self.name!r}, documents={self.n_documents}, passages={self.n_passages})"
+        )
+
+    # --- questions --------------------------------------------------------------------------------
+
+    def prepare(self, question: str, *, history: Sequence[str] = ()) -> PreparedQuery:
+        """Analyse a question the way search() and ask() will."""
+        return prepare(self._store(), question, history=history, lexicon=self._lexicon())
+
+    def search(self, question: str, k: int = 10, *, history: Sequence[str] = ()) -> list[Hit]:
+        """The `k` best passages for `question`, best first."""
+        return search(self._store(), self.prepare(question, history=history), k)
+
+    def search_many(self, questions: Sequence[str], k: int = 10) -> list[list[Hit]]:
+        """search() for many questions at once."""
+        store, lexicon = self._store(), self._lexicon()
+        return [search(store, prepare(store, q, lexicon=lexicon), k) for q in questions]
+
+    def ask(
+        self,
+        question: str,
+        *,
+        k: int = 3,
+        history: Sequence[str] = (),
+        threshold: float = ABSTAIN_BELOW,
+    ) -> Answer:
+        """Answer `question` with cited sentences from the `k` best passages, or abstain."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise UsageError(f"k must be a whole number of at least 1, not {k!r}")
+        reply = smalltalk(question)
+        if reply is not None:
+            return reply
+        store = self._store()
+        pq = prepare(store, question, history=history, lexicon=self._lexicon())
+        hits = search(store, pq, max(k, 5))
+        return compose(
+            question,
+            pq,
+            hits,
+            analyzer=store.settings.analyzer(),
+            lexicon=self._lexicon(),
+            k=k,
+            threshold=threshold,
+        )
+
+    def explain(
+        self, query: Query | str, passage_id: str, *, history: Sequence[str] = ()
+    ) -> list[tuple[str, float]]:
+        """Each question term's contribution to that passage's score, largest first."""
+        store = self._store()
+        if isinstance(query, Query):
+            pq = prepare(store, query.text, lexicon=self._lexicon(), carry=query.carried)
+        else:
+            pq = prepare(store, query, history=history, lexicon=self._lexicon())
+        return explain(store, pq, self._number(passage_id))

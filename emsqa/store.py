@@ -1,0 +1,550 @@
+"""The index's arrays: built with scikit-learn, saved as .npy + JSON, loaded without running code.
+
+Layout of an index folder::
+
+    manifest.json            format, versions, settings, counts, corpus fingerprint, file digests
+    data-<token>/*.npy       the arrays (term hashes, postings, passages, strings)
+
+Saving writes a fresh data folder, then atomically replaces manifest.json, then removes the old data
+folder: a save killed at any moment leaves the previous index loadable. Every array is read with
+`allow_pickle=False`, and the manifest's checksum and the arrays' digests are verified on load.
+
+Terms are addressed by a 64-bit BLAKE2b hash kept sorted, so a question's terms are found with one
+`searchsorted` and the vocabulary never has to be loaded into a dict (a million-passage index opens
+memory-mapped in milliseconds). Postings are term-major (CSC): a question touches only the passages
+sharing one of its terms.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emsqa.datatypes import Passage
+from emsqa.errors import IndexFormatError, IndexStateError, UsageError
+from emsqa.text import STOP_WORDS, Analyzer, tokenize
+
+__all__ = [
+    "FORMAT_VERSION",
+    "IndexSettings",
+    "Store",
+    "StringTable",
+    "build_store",
+    "hash_terms",
+    "load_store",
+    "save_store",
+]
+
+FORMAT_VERSION = 1
+FORMAT_NAME = "emsqa-index"
+MANIFEST = "manifest.json"
+_FULL_DIGEST_LIMIT = 64 * 2**20  # arrays above this are checked by size and a head/tail digest
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """How passages are cut, analysed and weighted. Stored in the manifest; all keyword-only."""
+
+    weighting: str = "bm25"  # "bm25": saturated tf and length normalisation; "tfidf": cosine
+    k1: float = 1.2
+    b: float = 0.75
+    stem: bool = True
+    bigrams: bool = True
+    title_weight: int = 1
+    section_weight: int = 1
+    target_words: int = 80
+    min_words: int = 40
+    max_words: int = 150
+    overlap: int = 1
+
+    def __post_init__(self) -> None:
+        if self.weighting not in ("bm25", "tfidf"):
+            raise UsageError(f"weighting must be 'bm25' or 'tfidf', not {self.weighting!r}")
+        if not (0 <= self.b <= 1) or self.k1 < 0:
+            raise UsageError(f"k1 must be >= 0 and b within 0..1 (got k1={self.k1}, b={self.b})")
+        if self.title_weight < 0 or self.section_weight < 0:
+            raise UsageError("title_weight and section_weight must be >= 0")
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> IndexSettings:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - names)
+        if unknown:
+            raise UsageError(f"unknown index setting(s): {', '.join(unknown)}")
+        return cls(**raw)
+
+    def analyzer(self) -> Analyzer:
+        return Analyzer(stem=self.stem, bigrams=self.bigrams)
+
+
+class StringTable:
+    """Many strings as one UTF-8 byte array plus offsets: compact, memory-mappable, no pickle."""
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray) -> None:
+        self.blob = blob
+        self.offsets = offsets
+
+    @classmethod
+    def of(cls, strings: Sequence[str]) -> StringTable:
+        encoded = [s.encode("utf-8") for s in strings]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        return cls(blob, offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> str:
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        return self.blob[a:b].tobytes().decode("utf-8")
+
+
+def hash_terms(terms: Sequence[str]) -> np.ndarray:
+    """64-bit BLAKE2b of each term, as uint64 (the key of the term table)."""
+    out = np.empty(len(terms), dtype=np.uint64)
+    for i, t in enumerate(terms):
+        out[i] = int.from_bytes(
+            hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(), "little"
+        )
+    return out
+
+
+@dataclass
+class Store:
+    """All arrays of a built or loaded index (treat as read-only once made)."""
+
+    settings: IndexSettings
+    term_hash: np.ndarray  # uint64, sorted
+    terms: StringTable  # same order as term_hash
+    idf: np.ndarray  # float32
+    df: np.ndarray  # int32, passages holding each term
+    post_ptr: np.ndarray  # int64, n_terms + 1
+    post_idx: np.ndarray  # int32 passage numbers, term-major
+    post_w: np.ndarray  # float32 weights
+    p_doc: np.ndarray  # int32 document number of each passage
+    p_start: np.ndarray  # int64
+    p_end: np.ndarray  # int64
+    p_ordinal: np.ndarray  # int32
+    p_section: np.ndarray  # int32 index into sections
+    p_text: StringTable
+    doc_ids: StringTable
+    doc_titles: StringTable
+    doc_sources: StringTable
+    sections: StringTable
+    words: tuple[str, ...] = ()
+    name: str = ""
+    fingerprint: str = ""
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def n_passages(self) -> int:
+        return len(self.p_doc)
+
+    @property
+    def n_documents(self) -> int:
+        return len(self.doc_ids)
+
+    @property
+    def n_terms(self) -> int:
+        return len(self.term_hash)
+
+    def lookup(self, terms: Sequence[str]) -> np.ndarray:
+        """Term numbers of `terms` (-1 where a term is not in the index)."""
+        if not terms or not self.n_terms:
+            return np.full(len(terms), -1, dtype=np.int64)
+        h = hash_terms(terms)
+        pos = np.searchsorted(self.term_hash, h)
+        pos[pos >= self.n_terms] = 0
+        found = self.term_hash[pos] == h
+        return np.where(found, pos, -1)
+
+    def passage(self, i: int) -> Passage:
+        """Passage number `i` as a Passage object."""
+        d = int(self.p_doc[i])
+        doc_id = self.doc_ids[d]
+        ordinal = int(self.p_ordinal[i])
+        return Passage(
+            id=f"{doc_id}#{ordinal}",
+            doc_id=doc_id,
+            title=self.doc_titles[d],
+            section=self.sections[int(self.p_section[i])],
+            source=self.doc_sources[d],
+            text=self.p_text[i],
+            start=int(self.p_start[i]),
+            end=int(self.p_end[i]),
+            ordinal=ordinal,
+        )
+
+
+def _identity(terms: list[str]) -> list[str]:
+    return terms
+
+
+def _surface_words(
+    passages: Sequence[Passage], limit: int = 5000, sample: int = 3000
+) -> tuple[str, ...]:
+    counts: Counter[str] = Counter()
+    for p in passages[:sample]:
+        counts.update(
+            t for t in tokenize(p.text) if len(t) > 2 and t not in STOP_WORDS and not t[0].isdigit()
+        )
+    return tuple(w for w, _ in counts.most_common(limit))
+
+
+def build_store(
+    passages: Sequence[Passage],
+    settings: IndexSettings,
+    *,
+    name: str = "",
+    fingerprint: str = "",
+    analyze: Callable[[Sequence[Passage]], list[list[str]]] | None = None,
+) -> Store:
+    """Index `passages` with scikit-learn's TfidfVectorizer and weight them for retrieval.
+
+    The vectorizer gives the vocabulary, document frequencies and the smoothed IDF
+    ln((1 + n) / (1 + df)) + 1, which never reaches zero: a term found in every passage still counts.
+    With weighting="bm25" each term's weight is then idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avglen)).
+    """
+    if not passages:
+        raise IndexStateError("nothing to index: the documents produced no passages")
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    analyzer = settings.analyzer()
+    if analyze is None:
+        term_lists = [
+            analyzer.fields(
+                p.title, p.section, p.text, settings.title_weight, settings.section_weight
+            )
+            for p in passages
+        ]
+    else:
+        term_lists = analyze(passages)
+    vectorizer = TfidfVectorizer(
+        analyzer=_identity,
+        lowercase=False,
+        norm=None,
+        use_idf=True,
+        smooth_idf=True,
+        sublinear_tf=settings.weighting == "tfidf",
+        dtype=np.float32,
+    )
+    x = vectorizer.fit_transform(term_lists).tocsr()
+    idf = vectorizer.idf_.astype(np.float32)
+    vocab = vectorizer.get_feature_names_out()
+    if settings.weighting == "bm25":
+        tf = np.rint(x.data / idf[x.indices]).astype(np.float32)
+        row_of = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+        lengths = np.bincount(row_of, weights=tf, minlength=x.shape[0])
+        avg = float(lengths.mean()) or 1.0
+        row_norm = settings.k1 * (1 - settings.b + settings.b * lengths / avg)
+        x.data = (idf[x.indices] * tf * (settings.k1 + 1) / (tf + row_norm[row_of])).astype(
+            np.float32
+        )
+    else:
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        norms[norms == 0] = 1
+        x = sparse.diags(1 / norms).dot(x).tocsr().astype(np.float32)
+
+    hashes = hash_terms(list(vocab))
+    order = np.argsort(hashes, kind="stable")
+    hashes = hashes[order]
+    if len(hashes) > 1 and np.any(hashes[1:] == hashes[:-1]):
+        raise IndexStateError("two index terms share a 64-bit hash; rebuild with other settings")
+    csc = x.tocsc()[:, order]
+    csc.sort_indices()
+    df = np.diff(csc.indptr).astype(np.int32)
+
+    doc_index: dict[str, int] = {}
+    doc_titles: list[str] = []
+    doc_sources: list[str] = []
+    section_index: dict[str, int] = {}
+    p_doc = np.empty(len(passages), dtype=np.int32)
+    p_section = np.empty(len(passages), dtype=np.int32)
+    for i, p in enumerate(passages):
+        d = doc_index.get(p.doc_id)
+        if d is None:
+            d = doc_index[p.doc_id] = len(doc_index)
+            doc_titles.append(p.title)
+            doc_sources.append(p.source)
+        p_doc[i] = d
+        p_section[i] = section_index.setdefault(p.section, len(section_index))
+    return Store(
+        settings=settings,
+        term_hash=hashes,
+        terms=StringTable.of([str(vocab[j]) for j in order]),
+        idf=idf[order],
+        df=df,
+        post_ptr=csc.indptr.astype(np.int64),
+        post_idx=csc.indices.astype(np.int32),
+        post_w=csc.data.astype(np.float32),
+        p_doc=p_doc,
+        p_start=np.fromiter((p.start for p in passages), dtype=np.int64, count=len(passages)),
+        p_end=np.fromiter((p.end for p in passages), dtype=np.int64, count=len(passages)),
+        p_ordinal=np.fromiter((p.ordinal for p in passages), dtype=np.int32, count=len(passages)),
+        p_section=p_section,
+        p_text=StringTable.of([p.text for p in passages]),
+        doc_ids=StringTable.of(list(doc_index)),
+        doc_titles=StringTable.of(doc_titles),
+        doc_sources=StringTable.of(doc_sources),
+        sections=StringTable.of(list(section_index)),
+        words=_surface_words(passages),
+        name=name,
+        fingerprint=fingerprint,
+    )
+
+
+# --- persistence -------------------------------------------------------------------------------
+
+_ARRAYS = ("term_hash", "idf", "df", "post_ptr", "post_idx", "post_w",
+           "p_doc", "p_start", "p_end", "p_ordinal", "p_section")  # fmt: skip
+_TABLES = ("terms", "p_text", "doc_ids", "doc_titles", "doc_sources", "sections")
+_DTYPES = {
+    "term_hash": "uint64", "idf": "float32", "df": "int32", "post_ptr": "int64", "post_idx": "int32",
+    "post_w": "float32", "p_doc": "int32", "p_start": "int64", "p_end": "int64", "p_ordinal": "int32",
+    "p_section": "int32",
+}  # fmt: skip
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        if size <= _FULL_DIGEST_LIMIT:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        else:
+            h.update(f.read(1 << 20))
+            f.seek(size - (1 << 20))
+            h.update(f.read(1 << 20))
+    return h.hexdigest()
+
+
+def _checksum(manifest: dict[str, Any]) -> str:
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return hashlib.blake2b(text.encode("ascii"), digest_size=16).hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("emsqa", "scikit-learn", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_store(store: Store, folder: str | os.PathLike[str]) -> Path:
+    """Write `store` to `folder` atomically (see the module docstring)."""
+    root = Path(folder)
+    if root.exists() and not root.is_dir():
+        raise IndexFormatError(f"cannot save the index to {root}: it is a file, not a folder")
+    if root.is_dir() and any(root.iterdir()) and not (root / MANIFEST).is_file():
+        raise IndexFormatError(
+            f"refusing to save into {root}: it is a non-empty folder that is not an emsqa index"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    data_name = f"data-{secrets.token_hex(6)}"
+    data = root / f".{data_name}.partial"
+    data.mkdir()
+    files: dict[str, dict[str, Any]] = {}
+
+    def put(name: str, array: np.ndarray) -> None:
+        path = data / f"{name}.npy"
+        with path.open("wb") as f:
+            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        files[name] = {"bytes": path.stat().st_size, "digest": _file_digest(path)}
+
+    for name in _ARRAYS:
+        put(name, getattr(store, name))
+    for name in _TABLES:
+        table: StringTable = getattr(store, name)
+        put(f"{name}.blob", table.blob)
+        put(f"{name}.offsets", table.offsets)
+    _fsync_dir(data)
+    os.replace(data, root / data_name)
+
+    manifest: dict[str, Any] = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "versions": _versions(),
+        "settings": dataclasses.asdict(store.settings),
+        "analyzer": store.settings.analyzer().to_dict(),
+        "name": store.name,
+        "fingerprint": store.fingerprint,
+        "counts": {
+            "documents": store.n_documents,
+            "passages": store.n_passages,
+            "terms": store.n_terms,
+        },
+        "words": list(store.words),
+        "data": data_name,
+        "files": files,
+    }
+    manifest["checksum"] = _checksum(manifest)
+    tmp = root / f".{MANIFEST}.{secrets.token_hex(4)}.tmp"
+    with tmp.open("w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, root / MANIFEST)
+    _fsync_dir(root)
+    for old in root.iterdir():  # earlier generations and abandoned partial writes
+        if old.name != data_name and old.is_dir() and old.name.lstrip(".").startswith("data-"):
+            shutil.rmtree(old, ignore_errors=True)
+    return root
+
+
+def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The verified manifest of the index in `folder` (raises IndexFormatError)."""
+    root = Path(folder)
+    path = root / MANIFEST
+    if not root.exists():
+        raise IndexFormatError(f"no index at {root}: the folder does not exist")
+    if not root.is_dir():
+        raise IndexFormatError(f"{root} is a file, not an index folder")
+    if not path.is_file():
+        raise IndexFormatError(f"{root} is not an emsqa index: {MANIFEST} is missing")
+    try:
+        manifest = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeError, ValueError) as exc:
+        raise IndexFormatError(
+            f"{path} is unreadable or not valid JSON ({exc.__class__.__name__})"
+        ) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise IndexFormatError(f"{path} is not an emsqa index manifest")
+    version = manifest.get("format_version")
+    if not isinstance(version, int):
+        raise IndexFormatError(f"{path} has no valid format_version")
+    if version > FORMAT_VERSION:
+        raise IndexFormatError(
+            f"{path} was written by a newer emsqa (index format {version}; this emsqa reads {FORMAT_VERSION})",
+            hint="upgrade emsqa or rebuild the index",
+        )
+    if manifest.get("checksum") != _checksum(manifest):
+        raise IndexFormatError(
+            f"{path} was modified after it was written (checksum mismatch)",
+            hint="rebuild the index",
+        )
+    return manifest
+
+
+def load_store(folder: str | os.PathLike[str], *, mmap: bool | None = None) -> Store:
+    """Load and verify the index in `folder`; arrays are memory-mapped when large (or mmap=True)."""
+    root = Path(folder)
+    manifest = read_manifest(root)
+    try:
+        data = root / str(manifest["data"])
+        files: dict[str, dict[str, Any]] = manifest["files"]
+        settings = IndexSettings.from_dict(manifest["settings"])
+        counts = manifest["counts"]
+    except (KeyError, TypeError, UsageError) as exc:
+        raise IndexFormatError(f"{root / MANIFEST} is incomplete or inconsistent ({exc})") from None
+    total = sum(int(f.get("bytes", 0)) for f in files.values())
+    use_mmap = mmap if mmap is not None else total > 256 * 2**20
+
+    def get(name: str, dtype: str | None = None) -> np.ndarray:
+        path = data / f"{name}.npy"
+        info = files.get(name)
+        if info is None:
+            raise IndexFormatError(f"{root / MANIFEST} does not list {name}.npy")
+        if not path.is_file():
+            raise IndexFormatError(f"index file {path} is missing")
+        if path.stat().st_size != info.get("bytes") or _file_digest(path) != info.get("digest"):
+            raise IndexFormatError(
+                f"index file {path} is truncated or was modified", hint="rebuild the index"
+            )
+        try:
+            arr = np.load(path, allow_pickle=False, mmap_mode="r" if use_mmap else None)
+        except (ValueError, OSError, EOFError) as exc:
+            raise IndexFormatError(
+                f"index file {path} cannot be read as a plain array ({exc})"
+            ) from None
+        if (
+            not isinstance(arr, np.ndarray)
+            or arr.ndim != 1
+            or (dtype and arr.dtype != np.dtype(dtype))
+        ):
+            raise IndexFormatError(
+                f"index file {path} holds an unexpected array ({getattr(arr, 'dtype', '?')})"
+            )
+        return arr
+
+    arrays = {name: get(name, _DTYPES[name]) for name in _ARRAYS}
+    tables = {
+        name: StringTable(get(f"{name}.blob", "uint8"), get(f"{name}.offsets", "int64"))
+        for name in _TABLES
+    }
+    store = Store(
+        settings=settings,
+        **arrays,
+        **tables,
+        words=tuple(str(w) for w in manifest.get("words", [])),
+        name=str(manifest.get("name", "")),
+        fingerprint=str(manifest.get("fingerprint", "")),
+        meta=manifest,
+    )
+    _check_consistency(store, counts, root)
+    return store
+
+
+def _check_consistency(store: Store, counts: dict[str, Any], root: Path) -> None:
+    problems = []
+    if counts.get("passages") != store.n_passages or counts.get("documents") != store.n_documents:
+        problems.append("passage or document counts differ from the manifest")
+    if counts.get("terms") != store.n_terms or len(store.terms) != store.n_terms:
+        problems.append("term counts differ from the manifest")
+    n = store.n_terms
+    if len(store.idf) != n or len(store.df) != n or len(store.post_ptr) != n + 1:
+        problems.append("term arrays have different lengths")
+    elif (
+        store.post_ptr[0] != 0
+        or store.post_ptr[-1] != len(store.post_idx)
+        or len(store.post_w) != len(store.post_idx)
+    ):
+        problems.append("postings do not match their pointers")
+    np_ = store.n_passages
+    if (
+        any(len(a) != np_ for a in (store.p_start, store.p_end, store.p_ordinal, store.p_section))
+        or len(store.p_text) != np_
+    ):
+        problems.append("passage arrays have different lengths")
+    for table_name in _TABLES:
+        t: StringTable = getattr(store, table_name)
+        if len(t.offsets) and (t.offsets[0] != 0 or t.offsets[-1] != len(t.blob)):
+            problems.append(f"string table {table_name} is inconsistent")
+    if problems:
+        raise IndexFormatError(
+            f"index at {root} is inconsistent: {problems[0]}", hint="rebuild the index"
+        )

@@ -1,0 +1,322 @@
+"""Text analysis shared by the index and the questions: normalise, tokenise, stem, expand.
+
+Tokens keep medical meaning: "A-fib", "C-spine" and "12-lead" stay whole (their parts are added as
+extra terms, never instead), numbers such as "1,200" or "2.5" stay whole, and the negations
+"no", "not", "nor", "never", "without" are never stop words.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from itertools import pairwise
+
+__all__ = [
+    "STOP_WORDS",
+    "Analyzer",
+    "Lexicon",
+    "load_lexicon",
+    "normalize",
+    "tokenize",
+]
+
+# Numbers with thousands separators or decimals first, then words joined by hyphens/apostrophes.
+_TOKEN_RE = re.compile(r"\d+(?:[.,]\d+)*(?:-[^\W_]+)*|[^\W_]+(?:[-'][^\W_]+)*")
+_APOSTROPHES = str.maketrans(
+    {"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2010": "-", "\u2011": "-"}
+)
+
+# A short English stop list. Negations and quantity words are deliberately absent: "do not give"
+# must keep its "not", and "no pulse" its "no".
+STOP_WORDS: frozenset[str] = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "let",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "us",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+        "s",
+        "t",
+        "d",
+        "ll",
+        "m",
+        "re",
+        "ve",
+        "y",
+        "tell",
+        "please",
+        "know",
+    ]
+)
+
+
+def normalize(text: str) -> str:
+    """NFKC-normalise, unify apostrophes and hyphens, and case-fold."""
+    if text.isascii():  # the common case: nothing to normalise but case
+        return text.lower()
+    return unicodedata.normalize("NFKC", text).translate(_APOSTROPHES).casefold()
+
+
+def tokenize(text: str) -> list[str]:
+    """Split normalised text into raw tokens (stop words included), possessive 's removed."""
+    found = _TOKEN_RE.findall(normalize(text))
+    if not any("'" in tok for tok in found):
+        return found
+    out = []
+    for tok in found:
+        if tok.endswith("'s"):
+            tok = tok[:-2]
+        tok = tok.strip("'")
+        if tok:
+            out.append(tok)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _stemmer():  # type: ignore[no-untyped-def]
+    import Stemmer  # PyStemmer: Snowball English in C
+
+    return Stemmer.Stemmer("english")
+
+
+@dataclass(frozen=True)
+class Analyzer:
+    """Turns text into index terms: stemmed content words, compound parts, and word bigrams.
+
+    The same settings must serve the index and its questions; they are stored in the index manifest.
+    """
+
+    stem: bool = True
+    bigrams: bool = True
+    _cache: dict[str, str] = field(default_factory=dict, repr=False, compare=False, hash=False)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"stem": self.stem, "bigrams": self.bigrams, "stop_words": sorted(STOP_WORDS)}
+
+    def _stem(self, token: str) -> str:
+        cached = self._cache.get(token)
+        if cached is None:
+            if self.stem and "-" not in token and not token[0].isdigit():
+                cached = _stemmer().stemWord(token)
+            else:
+                cached = token
+            if len(self._cache) < 500_000:
+                self._cache[token] = cached
+        return cached
+
+    def content(self, text: str) -> list[str]:
+        """The stemmed content words of `text` in order (no stop words, no compound parts)."""
+        return [self._stem(t) for t in tokenize(text) if t not in STOP_WORDS]
+
+    def phrase_terms(self, text: str) -> list[str]:
+        """Content words and bigrams, without compound parts (for expansions: "EMT-P" must not add "emt")."""
+        words = self.content(text)
+        if self.bigrams:
+            return words + [f"{a} {b}" for a, b in pairwise(words)]
+        return words
+
+    def terms(self, text: str) -> list[str]:
+        """All index terms of `text`: content words, parts of compounds, and adjacent bigrams."""
+        words = self.content(text)
+        out = list(words)
+        for w in words:
+            if "-" in w:
+                out.extend(
+                    self._stem(p) for p in w.split("-") if len(p) > 1 and p not in STOP_WORDS
+                )
+        if self.bigrams:
+            out.extend(f"{a} {b}" for a, b in pairwise(words))
+        return out
+
+    def fields(
+        self, title: str, section: str, body: str, title_weight: int, section_weight: int
+    ) -> list[str]:
+        """Terms of a passage with its title and section repeated by their field weights."""
+        terms = self.terms(body)
+        if title_weight and title:
+            terms.extend(self.terms(title) * title_weight)
+        if section_weight and section:
+            terms.extend(self.terms(section) * section_weight)
+        return terms
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Groups of equivalent forms ("IV" = "intravenous"); a question naming one gains the others."""
+
+    groups: tuple[tuple[str, ...], ...]
+    _by_tokens: dict[tuple[str, ...], int] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for gi, group in enumerate(self.groups):
+            for form in group:
+                key = tuple(tokenize(form))
+                if key:
+                    self._by_tokens.setdefault(key, gi)
+
+    @property
+    def longest(self) -> int:
+        return max((len(k) for k in self._by_tokens), default=0)
+
+    def expansions(self, text: str) -> list[tuple[str, str]]:
+        """(form found in text, equivalent form) pairs, in order of appearance, each group once."""
+        toks = tokenize(text)
+        seen: set[int] = set()
+        found: list[tuple[str, str]] = []
+        i, longest = 0, self.longest
+        while i < len(toks):
+            for n in range(min(longest, len(toks) - i), 0, -1):
+                gi = self._by_tokens.get(tuple(toks[i : i + n]))
+                if gi is not None:
+                    if gi not in seen:
+                        seen.add(gi)
+                        matched = " ".join(toks[i : i + n])
+                        found.extend(
+                            (matched, other)
+                            for other in self.groups[gi]
+                            if tuple(tokenize(other)) != tuple(toks[i : i + n])
+                        )
+                    i += n
+                    break
+            else:
+                i += 1
+        return found
+
+
+def load_lexicon(groups: Iterable[Sequence[str]] | None = None) -> Lexicon:
+    """The shipped EMS lexicon (emsqa/data/lexicon.json), or one made of the `groups` given."""
+    if groups is None:
+        return _shipped_lexicon()
+    return Lexicon(tuple(tuple(g) for g in groups))
+
+
+@lru_cache(maxsize=1)
+def _shipped_lexicon() -> Lexicon:
+    try:
+        raw = resources.files("emsqa").joinpath("data/lexicon.json").read_text("utf-8")
+        data = json.loads(raw)
+        return Lexicon(tuple(tuple(str(f) for f in g) for g in data["groups"]))
+    except (OSError, ValueError, KeyError, TypeError):  # a damaged install still answers
+        return Lexicon(())
