@@ -406,10 +406,13 @@ def render_sources(answer: Answer, *, color: bool = False, width: int = DEFAULT_
 # --------------------------------------------------------------------------- :open N
 
 
-def passage_fragments(answer: Answer, n: int, *, width: int = DEFAULT_WIDTH) -> list[Fragment]:
+def passage_fragments(
+    answer: Answer, n: int, *, width: int = DEFAULT_WIDTH, marks: bool = False
+) -> list[Fragment]:
     """The whole passage behind citation `n`, its cited sentences highlighted, and where it is.
 
-    Without citations (an abstention) `n` counts the related passages instead.
+    With `marks` the highlighted sentences are also set between » and «, for output without
+    colour. Without citations (an abstention) `n` counts the related passages instead.
     Raises UsageError when there is no such passage.
     """
     passage = _find_citation(answer, n)
@@ -426,7 +429,8 @@ def passage_fragments(answer: Answer, n: int, *, width: int = DEFAULT_WIDTH) -> 
         lo = max(lo, pos)
         if lo >= hi:
             continue
-        body += [("", passage.text[pos:lo]), ("class:highlight", passage.text[lo:hi])]
+        cited = f"»{passage.text[lo:hi]}«" if marks else passage.text[lo:hi]
+        body += [("", passage.text[pos:lo]), ("class:highlight", cited)]
         pos = hi
     body.append(("", passage.text[pos:]))
     out += [("", "\n\n"), *wrap_fragments(body, width, indent=_INDENT)]
@@ -436,8 +440,11 @@ def passage_fragments(answer: Answer, n: int, *, width: int = DEFAULT_WIDTH) -> 
 def render_passage(
     answer: Answer, n: int, *, color: bool = False, width: int = DEFAULT_WIDTH
 ) -> str:
-    """The passage of citation `n` in full, cited sentence(s) highlighted (for `:open N`)."""
-    return _finish(passage_fragments(answer, n, width=width), color)
+    """The passage of citation `n` in full, cited sentence(s) highlighted (for `:open N`).
+
+    Without colour the cited sentences are set between » and «.
+    """
+    return _finish(passage_fragments(answer, n, width=width, marks=not color), color)
 
 
 # --------------------------------------------------------------------------- :why
