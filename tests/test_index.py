@@ -1,0 +1,185 @@
+"""Index build, scoring against a brute-force reference, persistence and its refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from emsqa import Index, IndexFormatError, IndexStateError, UsageError
+from emsqa.datatypes import Document
+from emsqa.retrieve import score_candidates
+from emsqa.store import MANIFEST
+
+
+@pytest.fixture(scope="module")
+def index(small_docs: list[Document]) -> Index:
+    return Index.build(small_docs)
+
+
+def _dense(index: Index) -> np.ndarray:
+    """The passage x term weight matrix, rebuilt densely from the term-major postings."""
+    s = index.store_
+    assert s is not None
+    m = np.zeros((s.n_passages, s.n_terms))
+    for t in range(s.n_terms):
+        a, b = s.post_ptr[t], s.post_ptr[t + 1]
+        m[s.post_idx[a:b], t] = s.post_w[a:b]
+    return m
+
+
+@pytest.mark.parametrize("weighting", ["bm25", "tfidf"])
+def test_scores_match_brute_force(small_docs: list[Document], weighting: str) -> None:
+    index = Index.build(small_docs, weighting=weighting)
+    dense = _dense(index)
+    for question in [
+        "suction the airway",
+        "AED shock rhythm",
+        "patient",
+        "C-spine collar no board",
+    ]:
+        pq = index.prepare(question)
+        q = np.zeros(dense.shape[1])
+        for t, w in zip(pq.term_ids, pq.weights, strict=True):
+            if t >= 0:
+                q[t] += w
+        if weighting == "tfidf":
+            q = np.where(q > 0, (1 + np.log(np.maximum(q, 1e-9))) * index.store_.idf, 0)
+            q /= np.linalg.norm(q) or 1
+        expected = dense @ q
+        cands, scores = score_candidates(index.store_, pq)
+        got = np.zeros(dense.shape[0])
+        got[cands] = scores
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_tfidf_scores_are_cosines_of_sklearn_vectors(small_docs: list[Document]) -> None:
+    """With weighting='tfidf' a passage's score is the cosine between sklearn's l2-normalised vectors."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    index = Index.build(small_docs, weighting="tfidf", title_weight=0, section_weight=0)
+    analyzer = index.settings.analyzer()
+    passages = list(index.passages())
+    vec = TfidfVectorizer(analyzer=analyzer.terms, sublinear_tf=True, lowercase=False)
+    x = vec.fit_transform([p.text for p in passages])
+    question = "chest compressions for a patient without a pulse"
+    q = vec.transform([question])
+    expected = (x @ q.T).toarray().ravel()
+    for hit in index.search(question, k=len(passages)):
+        i = next(j for j, p in enumerate(passages) if p.id == hit.passage.id)
+        assert hit.score == pytest.approx(expected[i], rel=1e-4)
+
+
+def test_idf_never_reaches_zero(small_docs: list[Document]) -> None:
+    """'patient' is in every document; it must still add to a score."""
+    index = Index.build(small_docs)
+    assert float(index.store_.idf.min()) > 0
+    assert index.search("patient", k=1)[0].score > 0
+
+
+def test_search_ranks_the_right_passage_and_collapses_overlaps(index: Index) -> None:
+    hits = index.search("automated external defibrillator shock", k=5)
+    assert hits[0].passage.doc_id == "cardiac.md"
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
+    for i, a in enumerate(hits):
+        for b in hits[i + 1 :]:
+            same_doc = a.passage.doc_id == b.passage.doc_id
+            assert not (
+                same_doc and a.passage.start < b.passage.end and b.passage.start < a.passage.end
+            )
+
+
+def test_hits_carry_exact_offsets(index: Index, small_docs: list[Document]) -> None:
+    by_id = {d.id: d for d in small_docs}
+    for hit in index.search("airway tongue suction", k=10):
+        p = hit.passage
+        assert by_id[p.doc_id].text[p.start : p.end] == p.text
+
+
+def test_save_load_round_trip(index: Index, tmp_path) -> None:
+    index.save(tmp_path / "idx")
+    loaded = Index.load(tmp_path / "idx")
+    for q in ["suction", "CPR rate", "C-spine", "nothing matches zzz"]:
+        assert [(h.passage, h.score) for h in loaded.search(q)] == [
+            (h.passage, h.score) for h in index.search(q)
+        ]
+        assert loaded.ask(q).to_dict() == index.ask(q).to_dict()
+    manifest = json.loads((tmp_path / "idx" / MANIFEST).read_text())
+    assert manifest["format_version"] == 1
+    assert set(manifest["versions"]) == {"emsqa", "scikit-learn", "numpy"}
+    assert manifest["settings"]["weighting"] == "bm25"
+    assert "stop_words" in manifest["analyzer"]
+
+
+def test_saving_again_replaces_the_old_generation(index: Index, tmp_path) -> None:
+    index.save(tmp_path / "idx")
+    index.save(tmp_path / "idx")
+    data_dirs = [p for p in (tmp_path / "idx").iterdir() if p.is_dir()]
+    assert len(data_dirs) == 1
+    Index.load(tmp_path / "idx")
+
+
+def test_tampered_manifest_is_refused(index: Index, tmp_path) -> None:
+    index.save(tmp_path / "idx")
+    path = tmp_path / "idx" / MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest["settings"]["k1"] = 2.0
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexFormatError, match="modified"):
+        Index.load(tmp_path / "idx")
+
+
+def test_truncated_array_is_refused_and_named(index: Index, tmp_path) -> None:
+    index.save(tmp_path / "idx")
+    target = next((tmp_path / "idx").glob("data-*/post_w.npy"))
+    target.write_bytes(target.read_bytes()[:-8])
+    with pytest.raises(IndexFormatError, match="post_w.npy"):
+        Index.load(tmp_path / "idx")
+
+
+def test_missing_and_foreign_folders_are_refused(tmp_path) -> None:
+    with pytest.raises(IndexFormatError, match="does not exist"):
+        Index.load(tmp_path / "nope")
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "notes.txt").write_text("hello")
+    with pytest.raises(IndexFormatError, match="not an emsqa index"):
+        Index.load(tmp_path / "plain")
+    with pytest.raises(IndexFormatError, match="non-empty folder"):
+        Index.build([Document("a", "A", "some text here for a passage")]).save(tmp_path / "plain")
+
+
+def test_unbuilt_index_and_bad_settings_raise_clearly() -> None:
+    with pytest.raises(IndexStateError, match="empty"):
+        Index().search("anything")
+    with pytest.raises(UsageError, match="weighting"):
+        Index(weighting="magic")
+    with pytest.raises(UsageError, match="unknown index setting"):
+        Index(colour="red")
+    with pytest.raises(IndexStateError, match="no passages"):
+        Index.build([Document("empty", "", "   ")])
+
+
+def test_explain_sums_to_the_score(index: Index) -> None:
+    hit = index.search("suction vomit before ventilation", k=1)[0]
+    pq = index.prepare("suction vomit before ventilation")
+    parts = index.explain(pq.query, hit.passage.id)
+    assert parts and parts == sorted(parts, key=lambda p: -p[1])
+    assert sum(c for _, c in parts) == pytest.approx(hit.score, rel=1e-5)
+
+
+def test_question_path_does_not_import_sklearn(index: Index, tmp_path) -> None:
+    index.save(tmp_path / "idx")
+    code = (
+        "import sys, emsqa\n"
+        f"idx = emsqa.Index.load({str(tmp_path / 'idx')!r})\n"
+        "a = idx.ask('How fast are chest compressions?')\n"
+        "assert a.citations, a\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy', 'prompt_toolkit'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
