@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -84,7 +85,7 @@ def test_search_ranks_the_right_passage_and_collapses_overlaps(index: Index) -> 
     hits = index.search("automated external defibrillator shock", k=5)
     assert hits[0].passage.doc_id == "cardiac.md"
     assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
-    assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
+    assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
     for i, a in enumerate(hits):
         for b in hits[i + 1 :]:
             same_doc = a.passage.doc_id == b.passage.doc_id
@@ -137,7 +138,7 @@ def test_truncated_array_is_refused_and_named(index: Index, tmp_path) -> None:
     index.save(tmp_path / "idx")
     target = next((tmp_path / "idx").glob("data-*/post_w.npy"))
     target.write_bytes(target.read_bytes()[:-8])
-    with pytest.raises(IndexFormatError, match="post_w.npy"):
+    with pytest.raises(IndexFormatError, match=r"post_w\.npy"):
         Index.load(tmp_path / "idx")
 
 
