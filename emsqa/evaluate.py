@@ -17,7 +17,8 @@ Test-set format, one JSON object per line (blank lines and lines starting with `
 `id`, `question`, `answers` and `evidence` are required (the lists may be empty only for an
 unanswerable question); `doc` (a document id or a list of them), `unanswerable`, `history`, `kind`
 and `split` are optional. Matching is case-insensitive on NFKC-normalised text with runs of white
-space collapsed; the answer's [n] citation markers are removed before matching.
+space collapsed, after dropping Markdown emphasis, code ticks and heading/bullet markers; the
+answer's [n] citation markers are removed before matching.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ _FIELDS = (
     "split",
 )
 _MARKER = re.compile(r"\s*\[\d+\]")
+# Markdown a passage may carry but an evidence string is written without: emphasis, code ticks,
+# heading and bullet markers at the start of a line.
+_MARKDOWN = re.compile(r"\*\*|__|`|^[ \t]*(?:#{1,6}|[-*+•])[ \t]+", re.M)
 _BATCH = 64
 NO_KIND = "(no kind)"
 
@@ -201,7 +205,9 @@ def _texts(record: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
 
 
 def _norm(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    """Text for matching: Markdown markers dropped, NFKC, case-folded, white space collapsed."""
+    text = _MARKDOWN.sub("", unicodedata.normalize("NFKC", text))
+    return " ".join(text.casefold().split())
 
 
 # --------------------------------------------------------------------------------------------------

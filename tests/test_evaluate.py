@@ -147,7 +147,10 @@ def _passage(doc: str, ordinal: int, text: str) -> Passage:
     )
 
 
-ASPIRIN_0 = _passage("aspirin", 0, "Aspirin 324 mg is chewed for suspected cardiac chest pain.")
+# Markdown in the passage: the evidence "ASPIRIN  324 mg" still matches once ** is dropped.
+ASPIRIN_0 = _passage(
+    "aspirin", 0, "- **Aspirin** 324 mg is chewed for suspected cardiac chest pain."
+)
 ASPIRIN_1 = _passage("aspirin", 1, "Chew the tablet slowly; do not give it with an allergy.")
 GLUCOSE_0 = _passage("glucose", 0, "Oral glucose is given to a conscious diabetic patient.")
 SCOPE_0 = _passage("scope", 0, "An EMR provides basic care until an ambulance arrives.")
