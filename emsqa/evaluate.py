@@ -675,6 +675,9 @@ def calibrate_threshold(
     Uses each Answer's `confidence`, which the core computes whether or not it abstains.
     """
     chosen = [q for q in questions if split is None or q.split == split]
+    if not chosen:
+        where = f" in split {split!r}" if split is not None else ""
+        raise UsageError(f"no questions to calibrate on{where}")
     confidences = [float(index.ask(q.question, history=q.history).confidence) for q in chosen]
     return choose_threshold(confidences, [not q.unanswerable for q in chosen])
 

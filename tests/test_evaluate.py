@@ -525,6 +525,8 @@ def test_calibrate_threshold_asks_the_index():
         if q.split == "test"
     ]
     assert only_test == choose_threshold([c for c, _ in kept], [a for _, a in kept])
+    with pytest.raises(UsageError, match="split 'nope'"):
+        calibrate_threshold(ScriptedIndex(script), QUESTIONS, split="nope")
 
 
 # --- BEIR ----------------------------------------------------------------------------------------
