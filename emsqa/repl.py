@@ -170,7 +170,11 @@ class _Chat:
         self.show(render.wrap_fragments([(style, text)], self.width))
 
     def error(self, message: str) -> None:
-        self.say(message, "class:error")
+        """One line, never wrapped (the terminal may fold it, but it stays one line)."""
+        self.show([("class:error", " ".join(message.split()))])
+
+    def notice(self, message: str) -> None:
+        self.show([("class:dim", " ".join(message.split()))])
 
     # input -------------------------------------------------------------------------------------
     def handle(self, line: str) -> bool:
@@ -211,7 +215,7 @@ class _Chat:
     def unknown(self, name: str) -> None:
         close = difflib.get_close_matches(name.lower(), list(COMMANDS), n=1, cutoff=0.6)
         hint = f" — did you mean {close[0]}?" if close else "."
-        self.say(f"Unknown command {name}{hint} Type :help for the list.", "class:error")
+        self.error(f"Unknown command {name}{hint} Type :help for the list.")
 
     def last(self) -> Any:
         answer = self.conversation.last
@@ -488,7 +492,7 @@ def run_chat(
     message: Any = ANSI("\x1b[1;36memsqa>\x1b[0m ") if use_color else "emsqa> "
     chat.greeting()
     if notice:
-        chat.say(notice, "class:dim")
+        chat.notice(notice)
     while True:
         try:
             line = session.prompt(message)
@@ -498,7 +502,7 @@ def run_chat(
             break
         if isinstance(history, _SafeFileHistory) and history.failure and not history.reported:
             history.reported = True
-            chat.say(f"History is kept in memory only: {history.failure}.", "class:dim")
+            chat.notice(f"History is kept in memory only: {history.failure}.")
         chat.after_prompt = True
         if not chat.handle(line):
             break
