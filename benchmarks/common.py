@@ -339,6 +339,19 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _source_state() -> str:
+    """The commit the measured emsqa code is at, and whether emsqa/ differs from it."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown commit"
+    dirty = git("status", "--porcelain", "--", "emsqa")
+    return f"{commit}{' + uncommitted changes in emsqa/' if dirty else ''}"
+
+
 def environment_note() -> str:
     """One line naming the machine and the library versions the figures were measured with."""
     import numpy
@@ -351,6 +364,7 @@ def environment_note() -> str:
     except Exception:  # the peer is optional for some runs
         bm25s_version = "absent"
     return (
+        f"emsqa at {_source_state()}; "
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"numpy {numpy.__version__}, scikit-learn {sklearn.__version__}, bm25s {bm25s_version}"
     )

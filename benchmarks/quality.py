@@ -35,6 +35,7 @@ from common import (
 )
 
 from emsqa.datasets import BeirSet, SquadQuestion
+from emsqa.datatypes import Answer, AnswerSentence, Citation, Hit, Passage
 from emsqa.index import Index
 
 ALL_SETS = ("scifact", "medquad", "xquad", "ems")
@@ -60,7 +61,10 @@ COLUMNS = [
     ("xquad", "top1", "XQuAD span@1"),
     ("xquad", "top5", "XQuAD span@5"),
     ("xquad", "abstained", "XQuAD abstain"),
-    ("ems", "score", "EMS set"),
+    ("ems", "accuracy", "EMS answer acc."),
+    ("ems", "evidence5", "EMS evidence@5"),
+    ("ems", "cited_evidence", "EMS cited evid."),
+    ("ems", "abstain_f1", "EMS abstain F1"),
 ]
 
 DOC_DEPTH = 100
@@ -171,17 +175,67 @@ def peer_xquad_sentence(
 
 # ------------------------------------------------------------------------------------------ EMS
 
+EMS_SET = REPO / "tests" / "data" / "ems_questions.jsonl"
+EMS_SPLIT = "test"
 
-def ems_figures(settings: dict[str, Any]) -> tuple[dict[str, float] | None, str]:
-    """The shipped EMS test set through emsqa.evaluate, or (None, why it was skipped)."""
-    path = REPO / "tests" / "data" / "ems_questions.jsonl"
-    if not path.is_file():
-        return None, f"EMS set skipped: {path.relative_to(REPO)} is not there yet"
-    try:
-        import emsqa.evaluate  # noqa: F401
-    except ImportError:
-        return None, "EMS set skipped: emsqa.evaluate has not landed yet"
-    return None, "EMS set skipped: emsqa.evaluate's interface is not wired into this script yet"
+
+class Bm25sSearcher:
+    """The peer on the EMS set: bm25s over emsqa's own passages; its answer is the best sentence.
+
+    It ranks the same passages emsqa cut (so evidence figures compare ranking alone), answers with
+    the single best sentence by bm25s, never abstains and ignores conversation history.
+    """
+
+    def __init__(self, passages: Sequence[Passage]) -> None:
+        self.passages = list(passages)
+        self.by_id = {p.id: p for p in self.passages}
+        self.peer = Bm25sPeer()
+        self.peer.build(
+            [p.id for p in self.passages], [f"{p.title} {p.text}" for p in self.passages]
+        )
+        self.spans: dict[str, tuple[Passage, int, int]] = {}
+        for p in self.passages:
+            for i, (a, b) in enumerate(split_sentences(p.text)):
+                self.spans[f"{p.id}@{i}"] = (p, a, b)
+        self.sentences = Bm25sPeer()
+        self.sentences.build(list(self.spans), [p.text[a:b] for p, a, b in self.spans.values()])
+
+    def _hits(self, found: list[tuple[str, float]]) -> list[Hit]:
+        return [Hit(self.by_id[pid], s, rank) for rank, (pid, s) in enumerate(found, start=1)]
+
+    def search(self, question: str, k: int = 10, *, history: Sequence[str] = ()) -> list[Hit]:
+        return self._hits(self.peer.search(question, k))
+
+    def search_many(self, questions: Sequence[str], k: int = 10) -> list[list[Hit]]:
+        return [self._hits(found) for found in self.peer.search_many(questions, k)]
+
+    def ask(self, question: str, *, k: int = 3, history: Sequence[str] = ()) -> Answer:
+        found = self.sentences.search(question, 1)
+        if not found:
+            return Answer(question=question, text="(no match)", abstained=True, reason="no match")
+        passage, a, b = self.spans[found[0][0]]
+        sentence = passage.text[a:b]
+        return Answer(
+            question=question,
+            text=f"{sentence} [1]",
+            citations=(Citation(1, passage, found[0][1]),),
+            sentences=(AnswerSentence(sentence, 1, passage.start + a, passage.start + b),),
+        )
+
+
+def ems_figures(searcher: Any) -> dict[str, float]:
+    """The EMS test split through emsqa.evaluate: answers, evidence and abstention."""
+    from emsqa.evaluate import evaluate, load_testset
+
+    report = evaluate(searcher, load_testset(EMS_SET), split=EMS_SPLIT)
+    f = report.overall
+    return {
+        "accuracy": f.answer_accuracy,
+        "evidence5": f.evidence_hit.get(5),
+        "cited_evidence": f.cited_evidence_hit,
+        "abstain_f1": f.abstention_f1,
+        "questions": float(f.questions),
+    }
 
 
 # ----------------------------------------------------------------------------------------- main
@@ -249,14 +303,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"({time.perf_counter() - t0:.0f} s)"
             )
         else:
+            if not EMS_SET.is_file():
+                notes.append(f"ems: skipped, {EMS_SET.relative_to(REPO)} is not there")
+                continue
+            from emsqa.api import shipped_corpus
+
             for name, settings in variants:
-                figures, note = ems_figures(settings)
-                if figures is not None:
-                    rows[name].figures["ems"] = figures
-            notes.append(note)
+                index = Index.build(shipped_corpus(), **settings)
+                rows[name].figures["ems"] = ems_figures(index)
+            default = Index.build(shipped_corpus())
+            peer_rows["bm25s"].figures["ems"] = ems_figures(Bm25sSearcher(list(default.passages())))
+            n = int(rows[variants[0][0]].figures["ems"]["questions"])
+            notes.append(
+                f"ems: {n} questions of the {EMS_SPLIT!r} split of {EMS_SET.relative_to(REPO)}, "
+                f"shipped corpus {default.n_documents} documents / {default.n_passages} passages; "
+                "bm25s ranks the same passages and answers with its best sentence "
+                f"({time.perf_counter() - t0:.0f} s)"
+            )
 
     shown = [c for c in COLUMNS if c[0] in sets]
-    all_rows = [*rows.values(), *peer_rows.values()]
+    all_rows = [
+        r for r in (*rows.values(), *peer_rows.values()) if any(s in r.figures for s in sets)
+    ]
     table = markdown_table(
         ["system", *(c[2] for c in shown)],
         [[r.name, *(r.figures.get(s, {}).get(m) for s, m, _ in shown)] for r in all_rows],
@@ -275,7 +343,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = "quality-quick" if args.quick else "quality"
+    if args.quick:
+        stem = "quality-quick"
+    elif set(sets) == set(ALL_SETS):
+        stem = "quality"
+    else:
+        stem = "quality-" + "-".join(sets)
+    if args.tuning:
+        stem += "-tuning"
     (RESULTS / f"{stem}.md").write_text(report + "\n", encoding="utf-8")
     payload = {r.name: r.figures for r in all_rows}
     (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
