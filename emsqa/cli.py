@@ -1,4 +1,4 @@
-"""The `emsqa` command line: ask, index, chat (and eval), with errors as one line and an exit code.
+"""The `emsqa` command line: ask, index, chat and eval; errors become one line and an exit code.
 
 Exit codes: 0 done, 1 an error emsqa could name (EmsqaError) or an internal one, 2 bad usage
 (argparse), 130 interrupted. Heavy modules (the core, prompt_toolkit) are imported only inside the
@@ -23,6 +23,7 @@ from emsqa.errors import EmsqaError, EmsqaWarning
 __all__ = ["SUBCOMMANDS", "Subcommand", "build_parser", "main"]
 
 PROG = "emsqa"
+_C1_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)}
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Subcommand:
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
     description: str = ""
+    aliases: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- terminal helpers
@@ -118,7 +120,9 @@ def _run_ask(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        text = json.dumps(answer.to_dict(), ensure_ascii=False, indent=2)
+        # json leaves C1 controls (U+0080..U+009F, e.g. CSI) raw; escape them for the terminal.
+        print(text.translate(_C1_ESCAPES))
         return 0
     from emsqa.render import render_answer
 
@@ -168,6 +172,94 @@ def _run_chat(args: argparse.Namespace) -> int:
     return run_chat(conversation)
 
 
+# --------------------------------------------------------------------------- eval
+
+
+def _configure_eval(parser: argparse.ArgumentParser) -> None:
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "testset",
+        nargs="?",
+        metavar="TESTSET",
+        help="a question set in JSON Lines (format: see emsqa.evaluate)",
+    )
+    what.add_argument(
+        "--beir",
+        metavar="FOLDER",
+        help="rank documents for a BEIR set (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)",
+    )
+    _add_source_options(parser)
+    parser.add_argument(
+        "--split",
+        metavar="NAME",
+        help="only the questions of this split; for --beir the qrels file to use (default: test)",
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="choose the abstention threshold from TESTSET's confidences instead of scoring it",
+    )
+    parser.add_argument(
+        "--depth",
+        type=_positive_int,
+        default=100,
+        metavar="K",
+        help="--beir: documents ranked per query (default: 100)",
+    )
+    parser.add_argument(
+        "--run", metavar="FILE", help="--beir: also write the ranking as a TREC run file"
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from emsqa import evaluate
+    from emsqa.errors import UsageError
+
+    if args.beir:
+        if args.corpus or args.calibrate:
+            flag = "--corpus" if args.corpus else "--calibrate"
+            raise UsageError(f"{flag} does not apply to --beir", hint="use --index DIR or nothing")
+        from emsqa.datasets import load_beir
+
+        beir_set = load_beir(os.path.expanduser(args.beir), split=args.split or "test")
+        index = _open_source(args) if args.index else None
+        report: Any = evaluate.evaluate_beir(
+            index, beir_set, k=args.depth, progress=_progress(sys.stderr)
+        )
+        if args.run:
+            from emsqa.metrics import write_trec_run
+
+            write_trec_run(report.run, os.path.expanduser(args.run))
+    else:
+        questions = evaluate.load_testset(os.path.expanduser(args.testset))
+        index = _open_source(args)
+        if args.calibrate:
+            report = evaluate.calibrate_threshold(index, questions, split=args.split)
+        else:
+            report = evaluate.evaluate(index, questions, k_answer=args.k, split=args.split)
+    if args.json:
+        import json
+
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(evaluate.format_report(report))
+    return 0
+
+
+def _progress(stream: TextIO) -> Callable[[int, int], None] | None:
+    """A `done/total` counter on a terminal's stderr; nothing when stderr is redirected."""
+    isatty = getattr(stream, "isatty", None)
+    if not (isatty and isatty()):
+        return None
+
+    def report(done: int, total: int) -> None:
+        stream.write(f"\r{done:,}/{total:,} queries" + ("\n" if done >= total else ""))
+        stream.flush()
+
+    return report
+
+
 # --------------------------------------------------------------------------- the registry
 # Every subcommand is one entry here. To add one (for example `eval`), write a configure(parser)
 # that declares its arguments and a run(args) -> int that does the work (importing heavy modules
@@ -195,6 +287,15 @@ SUBCOMMANDS: list[Subcommand] = [
         _run_chat,
         "An interactive session; follow-up questions use the earlier ones. Type :help inside.",
     ),
+    Subcommand(
+        "eval",
+        "measure answers and retrieval on a question set or a BEIR set",
+        _configure_eval,
+        _run_eval,
+        "Score emsqa on TESTSET (answer accuracy, evidence, abstention, latency), choose the"
+        " abstention threshold (--calibrate), or rank a BEIR set's documents (--beir).",
+        aliases=("evaluate",),
+    ),
 ]
 
 
@@ -210,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for sub in SUBCOMMANDS:
-        child = commands.add_parser(sub.name, help=sub.help, description=sub.description or None)
+        child = commands.add_parser(
+            sub.name, aliases=list(sub.aliases), help=sub.help, description=sub.description or None
+        )
         sub.configure(child)
         child.set_defaults(run=sub.run)
     return parser
