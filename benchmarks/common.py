@@ -94,8 +94,8 @@ def load_medquad() -> BeirSet:
     regenerated, a repaired copy is written once to benchmarks/.cache: ids made unique by line (the
     n-th repeat of an id gets "~n"), and a fresh test split of 2,000 questions sampled with SEED
     whose relevant answers are, as in the shared README, every answer to the same question text
-    (compared lower-cased on letters and digits only, which reproduces 1,201 of the 1,208 shared
-    judgements whose query id is unambiguous).
+    (compared lower-cased on letters and digits only: for each of the 1,208 shared test questions
+    whose id is unambiguous, this gives exactly the document ids the shared qrels list).
     """
     shared = data_root() / "medquad" / "beir"
     try:
