@@ -61,6 +61,7 @@ _BREAK = rf"(?:\r\n|\r(?!\n)|[{_BREAK_CHARS}])"
 _HSPACE = rf"[^\S\r{_BREAK_CHARS}]"
 # Line breaks for cutting lines: a "\r" that starts "\r\n" is left to the line (it is whitespace).
 _LINE_BREAK = re.compile(rf"[\r{_BREAK_CHARS}](?<!\r(?=\n))")
+_ANY_BREAK = re.compile(rf"[\r{_BREAK_CHARS}]")
 _BLANK_LINE = re.compile(f"{_BREAK}{_HSPACE}*{_BREAK}")
 _BULLET = re.compile(rf"{_HSPACE}*(?:[-*+•‣◦▪▫·●○■□–—]|\d{{1,3}}[.)]){_HSPACE}+(?=\S)")
 
@@ -175,10 +176,6 @@ def _line_cuts(seg: str, breaks: list[re.Match[str]]) -> list[int]:
     return cuts
 
 
-def _has_line_break(seg: str) -> bool:
-    return any(char in seg for char in _BREAK_CHARS) or "\r" in seg
-
-
 def _starts_paragraph(seg: str, gap_start: int, start: int) -> bool:
     """Whether the sentence at `start` follows a blank line or is a bullet item on a new line."""
     if _BLANK_LINE.search(seg, gap_start, start):
@@ -190,7 +187,7 @@ def _sentences(text: str, start: int, end: int) -> list[tuple[int, int, bool]]:
     """Sentence spans of `text[start:end]` as (start, end, starts_paragraph), absolute offsets."""
     seg = text[start:end]
     cuts = [m.end() for m in _END.finditer(seg) if _ends_sentence(seg, m)]
-    breaks = list(_LINE_BREAK.finditer(seg)) if _has_line_break(seg) else []
+    breaks = list(_LINE_BREAK.finditer(seg)) if _ANY_BREAK.search(seg) else []
     if breaks:
         cuts = sorted(set(cuts).union(_line_cuts(seg, breaks)))
     spans: list[tuple[int, int, bool]] = []
@@ -288,9 +285,13 @@ def _pick_end(
 def _pack(units: list[_Unit], settings: SplitSettings) -> list[tuple[int, int]]:
     """Group the units of one section into passages: a list of (first unit, end unit) ranges."""
     n = len(units)
+    if n < 2:
+        return [(0, n)] if n else []
     cum = [0]
     for unit in units:
         cum.append(cum[-1] + unit[3])
+    if cum[n] < settings.min_words:
+        return [(0, n)]
     ranges: list[tuple[int, int]] = []
     news: list[int] = []
     first = new = 0
@@ -317,6 +318,8 @@ def _pack(units: list[_Unit], settings: SplitSettings) -> list[tuple[int, int]]:
 def _regions(doc: Document) -> list[tuple[int, int, str]]:
     """The stretches of text between headings, each with the title of the heading before it."""
     size = len(doc.text)
+    if not doc.sections:
+        return [(0, size, "")]
     regions: list[tuple[int, int, str]] = []
     pos, title = 0, ""
     for section in sorted(doc.sections, key=lambda s: (s.start, s.end)):
