@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.name, aliases=list(sub.aliases), help=sub.help, description=sub.description or None
         )
         sub.configure(child)
-        child.set_defaults(run=sub.run)
+        child.set_defaults(handler=sub.run)
     return parser
 
 
@@ -359,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("default", EmsqaWarning)
         warnings.showwarning = _show_warning
         try:
-            return int(args.run(args))
+            return int(args.handler(args))
         except KeyboardInterrupt:
             return 130
         except EmsqaError as exc:
