@@ -28,13 +28,17 @@ __all__ = ["ABSTAIN_BELOW", "NOT_FOUND", "compose", "coverage", "smalltalk"]
 ABSTAIN_BELOW = 0.5
 NOT_FOUND = "I could not find this in the corpus."
 
-_NUMERIC_Q = re.compile(
-    r"\b(how (long|many|much|often|old)|what (percentage|age)|when|minimum|number of)\b", re.I
+_NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|hundred|thousand)\b",
+    re.I,
 )
-_DEFINE_Q = re.compile(
-    r"\b(what (is|are|does)|define|definition|meaning|stand for|stands for|who (is|are))\b", re.I
+_DEFINITION = re.compile(
+    r"^\S+( \S+)? — |\b(stands for|refers to|means|is called|is an?|are)\b", re.I
 )
-_DEFINITION = re.compile(r"\b(is|are|stands for|refers to|means|is called)\b", re.I)
+_CONTRAST = re.compile(
+    r"\b(more|less|greater|fewer|higher|lower|whereas|while|unlike|only|but|than|on the other hand|instead)\b",
+    re.I,
+)
 _COMPARE = (
     re.compile(
         r"\bdifferen\w*\s+(?:between\s+)?(?:an?\s+|the\s+)?(.+?)\s+(?:and|vs\.?|versus)\s+(?:an?\s+|the\s+)?(.+?)[?.!]*$",
@@ -48,6 +52,9 @@ _COMPARE = (
         r"\bcompare\s+(?:an?\s+|the\s+)?(.+?)\s+(?:and|with|to)\s+(?:an?\s+|the\s+)?(.+?)[?.!]*$",
         re.I,
     ),
+)
+_REFERENCE_SECTIONS = frozenset(
+    ["sources", "references", "bibliography", "further reading", "see also"]
 )
 _BULLET = re.compile(r"^\s*(?:[-*•‣▪]|\d+[.)])\s+")
 
@@ -88,31 +95,61 @@ def _sides(question: str, analyzer: Analyzer, lexicon: Lexicon | None) -> list[s
     return []
 
 
+def _units(text: str) -> list[tuple[int, int]]:
+    """Sentence spans of a passage, where a sentence ending in ':' takes the list items after it."""
+    spans = split_sentences(text)
+    out: list[tuple[int, int]] = []
+    i = 0
+    while i < len(spans):
+        a, b = spans[i]
+        j = i + 1
+        if text[a:b].rstrip().endswith(":"):
+            while j < len(spans) and j - i <= 6 and _BULLET.match(text[spans[j][0] : spans[j][1]]):
+                b = spans[j][1]
+                j += 1
+        out.append((a, b))
+        if j > i + 1:  # the items can also stand alone
+            out.extend(spans[i + 1 : j])
+        i = j
+    return out
+
+
+def _display(raw: str) -> str:
+    lines = [" ".join(_BULLET.sub("", line).split()) for line in raw.splitlines()]
+    lines = [line for line in lines if line]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {'; '.join(lines[1:])}."
+    return " ".join(lines)
+
+
 def _candidates(pq: PreparedQuery, hits: Sequence[Hit], analyzer: Analyzer) -> list[_Candidate]:
     best = hits[0].score or 1.0
-    numeric = bool(_NUMERIC_Q.search(pq.query.text))
-    define = bool(_DEFINE_Q.search(pq.query.text))
     own_bigrams = {t for t in pq.query.terms if " " in t}
     out = []
     for hit in hits:
         p = hit.passage
-        for a, b in split_sentences(p.text):
-            raw = p.text[a:b]
-            display = " ".join(_BULLET.sub("", raw).split())
+        context = coverage(pq, frozenset(analyzer.fields(p.title, p.section, p.text, 1, 1)))
+        reference_list = p.section.strip().lower() in _REFERENCE_SECTIONS
+        for a, b in _units(p.text):
+            display = _display(p.text[a:b])
             words = len(display.split())
             if not words:
                 continue
             terms = frozenset(analyzer.terms(display))
-            cov = coverage(pq, terms)
-            score = 0.6 * cov + 0.25 * (hit.score / best)
+            score = 0.5 * coverage(pq, terms) + 0.15 * context + 0.2 * (hit.score / best)
             score += min(0.15, 0.05 * len(own_bigrams & terms))
-            if numeric and re.search(r"\d", display):
-                score += 0.15
-            if define and _DEFINITION.search(display):
-                score += 0.05
-            if display.endswith("?") or words < 5:
+            if "quantity" in pq.intents:
+                score += 0.2 if _NUMBER.search(display) else -0.1
+                score += 0.1 if pq.cues & terms else 0.0
+            if "definition" in pq.intents and _DEFINITION.search(display):
+                score += 0.1
+            if "comparison" in pq.intents and _CONTRAST.search(display):
+                score += 0.1
+            if reference_list:  # a bibliography names topics; it does not answer questions on them
                 score -= 0.3
-            elif words > 60:
+            if display.endswith("?") or words < 4:
+                score -= 0.3
+            elif words > 70:
                 score -= 0.1
             out.append(_Candidate(hit, p.start + a, p.start + b, display, terms, score))
     return out
@@ -129,12 +166,16 @@ def _choose(cands: list[_Candidate], sides: list[set[str]], limit: int = 3) -> l
             len(c.terms & o.terms) > 0.6 * max(1, min(len(c.terms), len(o.terms))) for o in chosen
         )
 
-    for side in sides:
-        if not any(side & c.terms for c in chosen):
-            for c in ranked:
-                if side & c.terms and c not in chosen and not similar(c):
-                    chosen.append(c)
-                    break
+    for side in sides:  # "X vs Y": each side gets a sentence of its own where the passages have one
+        for c in ranked:
+            if (
+                c not in chosen
+                and side & c.terms
+                and not similar(c)
+                and c.score >= 0.5 * ranked[0].score
+            ):
+                chosen.append(c)
+                break
     top = ranked[0].score
     for c in ranked[1:]:
         if len(chosen) >= limit:

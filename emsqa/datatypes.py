@@ -75,13 +75,15 @@ class Query:
     """A question after analysis: what was actually searched for.
 
     `terms` are the analysed terms of the question itself, `expansions` the (abbreviation, long form)
-    pairs that were added from the lexicon, `carried` the terms taken over from earlier questions of
-    the conversation, `notice` a remark for the user (for example that the question was truncated).
+    pairs that were added from the lexicon, `corrections` the (misspelt word, corpus word) pairs,
+    `carried` the terms taken over from earlier questions of the conversation, `notice` a remark for
+    the user (for example that the question was truncated).
     """
 
     text: str
     terms: tuple[str, ...] = ()
     expansions: tuple[tuple[str, str], ...] = ()
+    corrections: tuple[tuple[str, str], ...] = ()
     carried: tuple[str, ...] = ()
     notice: str = ""
 

@@ -20,7 +20,7 @@ import numpy as np
 from emsqa.datatypes import Hit, Query
 from emsqa.errors import QuestionError
 from emsqa.store import Store
-from emsqa.text import Lexicon, tokenize
+from emsqa.text import STOP_WORDS, Analyzer, Lexicon, tokenize
 
 __all__ = [
     "CARRY_WEIGHT",
@@ -36,20 +36,60 @@ MAX_QUESTION_CHARS = 2000
 EXPANSION_WEIGHT = 0.5
 CARRY_WEIGHT = 0.4
 
-# Question frames: "how long" asks for a duration; its "long" is not a topic word.
-_FRAMES = (
+# Question frames: words that say what kind of answer is wanted, not what it is about ("how long"
+# asks for a duration; its "long" is not a topic). Each frame is removed from the topic, names an
+# intent the answer composer uses, and may add cue words (weighing CUE_WEIGHT) to the search.
+_FRAMES: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
     (
-        re.compile(r"\bhow (long|many years|many hours|many weeks|many months)\b", re.I),
-        ("hours", "weeks", "months", "years"),
+        re.compile(r"\bhow (long|many (years|hours|weeks|months|days))\b", re.I),
+        "quantity",
+        ("length", "duration", "hours", "weeks", "months", "years"),
     ),
-    (re.compile(r"\bhow often\b", re.I), ("every", "years", "annually")),
-    (re.compile(r"\bhow (many|much|old|far|soon)\b", re.I), ()),
+    (re.compile(r"\bhow often\b", re.I), "quantity", ("every", "years")),
     (
-        re.compile(r"\bwhat (kind|type|sort)s? of\b|\bcan you tell me\b|\bis it true that\b", re.I),
+        re.compile(r"\bhow (many|much|old|far|soon)\b|\bwhat (percentage|number|age)\b", re.I),
+        "quantity",
+        (),
+    ),
+    (
+        re.compile(
+            r"\b(stand|stands) for\b|\bshort for\b|\babbreviation (of|for)\b|\bwhat does .{1,40}? mean\b",
+            re.I,
+        ),
+        "definition",
+        (),
+    ),
+    (
+        re.compile(
+            r"^\s*(what|who) (is|are) (an? |the )?\S+( \S+)?\s*\??$|\bdefine\b|\bdefinition of\b|\bmeaning of\b",
+            re.I,
+        ),
+        "definition",
+        (),
+    ),
+    (
+        re.compile(
+            r"\bdifferen(ce|ces|t|tiate)\b|\bcompare[ds]?\b|\bcomparison\b|\bvs\.?\b|\bversus\b|\bdistinguish",
+            re.I,
+        ),
+        "comparison",
+        ("difference", "whereas", "unlike"),
+    ),
+    (
+        re.compile(
+            r"\bwhat (kind|type|sort)s? of\b|\bcan you tell me\b|\bis it true that\b|\bdo you know\b",
+            re.I,
+        ),
+        "",
         (),
     ),
 )
+_FRAME_WORDS = re.compile(
+    r"\b(mean|means|meaning|stand|stands|short|abbreviation|define|definition|differences?|different|differentiate|compared?|compares|comparison|vs|versus|distinguish\w*)\b",
+    re.I,
+)
 CUE_WEIGHT = 0.3
+CORRECTION_WEIGHT = 0.8
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _FOLLOW_START = re.compile(
     r"^\s*(and|also|what about|how about|what else|and what|same for|then)\b", re.I
@@ -89,7 +129,11 @@ class PreparedQuery:
     term_ids: np.ndarray  # -1 where the term is not in the index
     concepts: tuple[
         tuple[float, tuple[frozenset[str], ...]], ...
-    ]  # for coverage: (weight, alternatives)
+    ]  # (weight, alternative term sets)
+    intents: frozenset[str] = frozenset()  # "quantity", "definition", "comparison"
+    cues: frozenset[str] = (
+        frozenset()
+    )  # terms a fitting answer tends to hold ("hour" for "how long")
 
 
 def _clean(question: object) -> tuple[str, str]:
@@ -113,18 +157,79 @@ def is_follow_up(question: str, n_content: int) -> bool:
     )
 
 
-def _carried(store: Store, question: str, own: list[str], history: Sequence[str]) -> list[str]:
-    if not history or not is_follow_up(question, len(own)):
+def _frames(text: str) -> tuple[str, set[str], list[str]]:
+    """(topic words of `text`, its intents, cue words) — see _FRAMES."""
+    topic, intents, cues = text, set(), []
+    for pattern, intent, cue_words in _FRAMES:
+        if pattern.search(topic):
+            if intent:
+                intents.add(intent)
+            cues.extend(cue_words)
+            topic = (
+                pattern.sub(" ", topic)
+                if intent != "definition" or "stand" in pattern.pattern
+                else topic
+            )
+    return _FRAME_WORDS.sub(" ", topic), intents, cues
+
+
+def _edit_distance(a: str, b: str, limit: int) -> int:
+    """Optimal-string-alignment distance between a and b, or limit + 1 once it must exceed limit."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) > limit:
+            return limit + 1
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def _corrections(store: Store, analyzer: Analyzer, topic: str) -> list[tuple[str, str]]:
+    """(typo, corpus word) for question words the index does not know but a corpus word is one edit
+    away from (two for words of eight letters or more). The first letter must agree."""
+    unknown = [
+        tok
+        for tok in dict.fromkeys(tokenize(topic))
+        if tok.isalpha() and len(tok) >= 4 and tok not in STOP_WORDS
+    ]
+    if not unknown:
         return []
-    analyzer = store.settings.analyzer()
-    own_roles = {w for w in tokenize(question) if w in _ROLES}
+    ids = store.lookup([analyzer.content(tok)[0] for tok in unknown])
+    out = []
+    for tok, term_id in zip(unknown, ids.tolist(), strict=True):
+        if term_id >= 0:
+            continue
+        limit = 2 if len(tok) >= 8 else 1
+        best, best_d = "", limit + 1
+        for word in store.words:
+            if word[0] == tok[0] and abs(len(word) - len(tok)) <= limit and word != tok:
+                d = _edit_distance(tok, word, limit)
+                if d < best_d:
+                    best, best_d = word, d
+        if best:
+            out.append((tok, best))
+    return out
+
+
+def _carried(analyzer: Analyzer, topic: str, history: Sequence[str]) -> list[str]:
+    """Content words of the latest earlier question to carry into a follow-up (a newly named role
+    replaces the earlier one: after "EMT training?", "and paramedics?" is not about EMTs)."""
+    own_roles = {w for w in tokenize(topic) if w in _ROLES}
     out: list[str] = []
     for earlier in reversed(history[-2:]):
-        for raw in tokenize(earlier):
+        for raw in tokenize(_frames(earlier)[0]):
             if own_roles and raw in _ROLES:
                 continue
             for term in analyzer.content(raw):
-                if term not in own and term not in out:
+                if term not in out:
                     out.append(term)
         if out:
             break
@@ -145,11 +250,13 @@ def prepare(
     """
     text, notice = _clean(question)
     analyzer = store.settings.analyzer()
-    topic, cues = text, []
-    for pattern, cue_terms in _FRAMES:
-        if pattern.search(topic):
-            topic = pattern.sub(" how ", topic)
-            cues.extend(analyzer.content(" ".join(cue_terms)))
+    topic, intents, cues = _frames(text)
+    carried = list(carry) if carry is not None else []
+    if carry is None and history and is_follow_up(text, len(analyzer.content(topic))):
+        carried = _carried(analyzer, topic, history)
+        # "How long is EMT training?" -> "And paramedics?" still asks how long
+        intents |= _frames(history[-1])[1]
+    cues = analyzer.content(" ".join(cues))
     own_terms = analyzer.terms(topic)
     own_content = analyzer.content(topic)
     weights: Counter[str] = Counter(own_terms)
@@ -161,17 +268,27 @@ def prepare(
     covered_by_group: set[str] = set()
     if lexicon is not None:
         groups: dict[str, list[frozenset[str]]] = {}
-        for found, other in lexicon.expansions(text):
+        for found, other in lexicon.expansions(topic):
             expansions.append((found, other))
             alt = frozenset(analyzer.content(other))
+            # A long form shares one expansion weight among its words, so "EMT" ->
+            # "emergency medical technician" does not outweigh the question's own words.
+            share = EXPANSION_WEIGHT / max(1, len(alt))
             for term in analyzer.phrase_terms(other):
-                if weights[term] < EXPANSION_WEIGHT:
-                    weights[term] = EXPANSION_WEIGHT
+                if weights[term] < share:
+                    weights[term] = share
             groups.setdefault(found, [frozenset(analyzer.content(found))]).append(alt)
         for alternatives in groups.values():
             concepts.append(tuple(a for a in alternatives if a))
             covered_by_group.update(alternatives[0])
-    carried = list(carry) if carry is not None else _carried(store, text, own_content, history)
+    corrections = _corrections(store, analyzer, topic)
+    for typo, fix in corrections:
+        for term in analyzer.phrase_terms(fix):
+            if weights[term] < CORRECTION_WEIGHT:
+                weights[term] = CORRECTION_WEIGHT
+        concepts.append((frozenset(analyzer.content(typo)), frozenset(analyzer.content(fix))))
+        covered_by_group.update(analyzer.content(typo))
+    carried = [t for t in carried if t not in own_content]
     for term in carried:
         weights.setdefault(term, CARRY_WEIGHT)
     for term in dict.fromkeys(own_content + carried):
@@ -194,6 +311,7 @@ def prepare(
         text=text,
         terms=tuple(own_terms),
         expansions=tuple(expansions),
+        corrections=tuple(corrections),
         carried=tuple(carried),
         notice=notice,
     )
@@ -203,6 +321,8 @@ def prepare(
         weights=tuple(float(weights[t]) for t in terms),
         term_ids=ids,
         concepts=weighted_concepts,
+        intents=frozenset(intents),
+        cues=frozenset(cues),
     )
 
 
@@ -211,10 +331,8 @@ def _query_weights(store: Store, pq: PreparedQuery) -> tuple[np.ndarray, np.ndar
     ids = pq.term_ids[mask]
     w = np.asarray(pq.weights, dtype=np.float64)[mask]
     if store.settings.weighting == "tfidf" and len(ids):
-        w = (1 + np.log(np.maximum(w, 1e-9))) * store.idf[
-            ids
-        ]  # sublinear tf times idf, like the passages
-        w = np.where(w > 0, w, 0)
+        # sublinear tf like the passages (1 + ln tf for whole counts; fractional weights stay linear)
+        w = np.where(w >= 1, 1 + np.log(np.maximum(w, 1.0)), w) * store.idf[ids]
         norm = float(np.sqrt((w * w).sum())) or 1.0
         w = w / norm
     return ids, w

@@ -218,7 +218,8 @@ class Analyzer:
     def _stem(self, token: str) -> str:
         cached = self._cache.get(token)
         if cached is None:
-            if self.stem and "-" not in token and not token[0].isdigit():
+            # Tokens of three letters or fewer are mostly abbreviations: "als" must not become "al".
+            if self.stem and len(token) > 3 and "-" not in token and not token[0].isdigit():
                 cached = _stemmer().stemWord(token)
             else:
                 cached = token

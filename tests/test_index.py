@@ -48,7 +48,7 @@ def test_scores_match_brute_force(small_docs: list[Document], weighting: str) ->
             if t >= 0:
                 q[t] += w
         if weighting == "tfidf":
-            q = np.where(q > 0, (1 + np.log(np.maximum(q, 1e-9))) * index.store_.idf, 0)
+            q = np.where(q >= 1, 1 + np.log(np.maximum(q, 1.0)), q) * index.store_.idf
             q /= np.linalg.norm(q) or 1
         expected = dense @ q
         cands, scores = score_candidates(index.store_, pq)
