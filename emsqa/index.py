@@ -55,13 +55,18 @@ class Index:
             fingerprint = corpus_fingerprint(source)
             name = name or str(source)
         else:
-            documents = [
-                d if isinstance(d, Document) else Document(id=f"doc{i}", title="", text=str(d))
-                for i, d in enumerate(source)
-            ]
-            for d in documents:
-                if not isinstance(d, Document):
-                    raise UsageError("Index.build takes a path, Documents or strings")
+            wrong = f"Index.build takes a path, Documents or strings, not {type(source).__name__}"
+            if isinstance(source, (bytes, bytearray)) or not isinstance(source, Iterable):
+                raise UsageError(wrong)
+            documents = []
+            for i, d in enumerate(source):
+                if isinstance(d, str):
+                    d = Document(id=f"doc{i}", title="", text=d)
+                elif not isinstance(d, Document):
+                    raise UsageError(
+                        f"Index.build takes Documents or strings, not {type(d).__name__}"
+                    )
+                documents.append(d)
         s = self.settings
         passages = split_documents(
             documents,
