@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import stat
 import string
 import unicodedata
 import warnings
@@ -75,25 +76,23 @@ def load_documents(
     documents: list[Document] = []
     seen_text: dict[str, str] = {}
     seen_ids: set[str] = set()
-    skipped = 0
     for rel, file_path, source in files:
         try:
             loaded = _load(file_path, doc_id=rel, source=source, max_bytes=max_file_bytes)
         except _Unusable as exc:
             _warn(f"skipped {source}: {exc.reason}")
-            skipped += 1
             continue
+        except Warning:  # an EmsqaWarning turned into an error by the caller's filters goes up
+            raise
         except Exception as exc:  # a reader failing in a way not foreseen must not stop the corpus
             _warn(f"skipped {source}: {type(exc).__name__}: {exc}")
-            skipped += 1
             continue
-        kept = _drop_duplicates(loaded, source, seen_text, seen_ids)
+        records = _suffix(file_path.name) == ".jsonl"
+        kept = _drop_duplicates(loaded, source, seen_text, seen_ids, records=records)
         documents.extend(kept)
-        skipped += not kept
     if not documents:
         raise CorpusError(
-            f"no usable documents in {shown}: {skipped} of {len(files)} file(s) skipped"
-            " (the warnings say why)"
+            f"no usable documents in {shown} ({len(files)} file(s) found, none usable)"
         )
     return documents
 
@@ -107,9 +106,7 @@ def load_file(path: str | os.PathLike[str], *, doc_id: str | None = None) -> lis
     """
     file_path = _as_path(path)
     shown = os.fspath(path)
-    if not _exists(file_path):
-        raise CorpusError(f"file not found: {shown}")
-    if not file_path.is_file():
+    if _kind(file_path, shown) != "file":
         raise CorpusError(f"not a regular file: {shown}")
     if _suffix(file_path.name) not in SUPPORTED_SUFFIXES:
         raise CorpusError(f"unsupported file type: {shown} (emsqa reads {_SUFFIX_LIST} files)")
@@ -117,6 +114,8 @@ def load_file(path: str | os.PathLike[str], *, doc_id: str | None = None) -> lis
         return _load(file_path, doc_id=doc_id or file_path.name, source=shown, max_bytes=None)
     except _Unusable as exc:
         raise CorpusError(f"cannot load {shown}: {exc.reason}") from None
+    except Warning:
+        raise
     except Exception as exc:
         raise CorpusError(f"cannot load {shown}: {type(exc).__name__}: {exc}") from exc
 
@@ -129,9 +128,10 @@ def corpus_fingerprint(path: str | os.PathLike[str]) -> str:
     """
     root = _as_path(path)
     shown = os.fspath(path)
-    if not _exists(root):
-        raise CorpusError(f"corpus path not found: {shown}")
-    if root.is_dir():
+    kind = _kind(root, shown)
+    if kind == "other":
+        raise CorpusError(f"not a regular file or folder: {shown}")
+    if kind == "folder":
         files = [(rel, p) for rel, p, _ in _walk(root, shown, warn=False)]
     else:
         files = [(root.name, root)]
@@ -155,18 +155,27 @@ def corpus_fingerprint(path: str | os.PathLike[str]) -> str:
 
 def _as_path(path: Any) -> Path:
     try:
-        return Path(os.fspath(path))
+        name = os.fspath(path)
     except TypeError:
-        raise CorpusError(
-            f"a corpus path must be a string or path, not {type(path).__name__}"
-        ) from None
+        name = path
+    if not isinstance(name, str):
+        raise CorpusError(f"a corpus path must be a string or path, not {type(name).__name__}")
+    if not name:  # Path("") would quietly mean the current folder
+        raise CorpusError("the corpus path is empty")
+    return Path(name)
 
 
-def _exists(path: Path) -> bool:
+def _kind(path: Path, shown: str) -> str:
+    """'folder', 'file' or 'other' (a pipe, a device...); CorpusError if missing or unreachable."""
     try:
-        return path.exists()
-    except (OSError, ValueError):  # a name too long, or holding a NUL
-        return False
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the name
+        raise CorpusError(f"corpus path not found: {shown}") from None
+    except OSError as exc:
+        raise CorpusError(f"cannot open corpus path {shown}: {_os_reason(exc)}") from None
+    if stat.S_ISDIR(mode):
+        return "folder"
+    return "file" if stat.S_ISREG(mode) else "other"
 
 
 def _suffix(name: str) -> str:
@@ -175,14 +184,13 @@ def _suffix(name: str) -> str:
 
 def _corpus_files(root: Path, shown: str, *, warn: bool) -> list[tuple[str, Path, str]]:
     """(document id, path, source shown to people) of each file to load, checked and sorted."""
-    if not _exists(root):
-        raise CorpusError(f"corpus path not found: {shown}")
-    if root.is_dir():
+    kind = _kind(root, shown)
+    if kind == "folder":
         files = _walk(root, shown, warn=warn)
         if not files:
             raise CorpusError(f"no {_SUFFIX_LIST} files under {shown}")
         return files
-    if not root.is_file():
+    if kind != "file":
         raise CorpusError(f"not a regular file or folder: {shown}")
     if _suffix(root.name) not in SUPPORTED_SUFFIXES:
         raise CorpusError(f"unsupported file type: {shown} (emsqa reads {_SUFFIX_LIST} files)")
@@ -207,6 +215,8 @@ def _walk(root: Path, shown: str, *, warn: bool) -> list[tuple[str, Path, str]]:
             with os.scandir(folder) as scan:
                 entries = list(scan)
         except OSError as exc:
+            if not rel:
+                raise CorpusError(f"cannot read folder {shown}: {_os_reason(exc)}") from None
             if warn:
                 _warn(f"skipped folder {os.path.join(shown, rel)}: {_os_reason(exc)}")
             continue
@@ -235,9 +245,14 @@ def _os_reason(exc: OSError) -> str:
 
 
 def _drop_duplicates(
-    loaded: list[Document], source: str, seen_text: dict[str, str], seen_ids: set[str]
+    loaded: list[Document],
+    source: str,
+    seen_text: dict[str, str],
+    seen_ids: set[str],
+    *,
+    records: bool,
 ) -> list[Document]:
-    """Keep the documents whose id and text are new; warn once per file about the rest."""
+    """Keep the documents whose id and text are new; warn once per file (and kind) about the rest."""
     kept: list[Document] = []
     same_text: list[Document] = []
     same_id: list[Document] = []
@@ -250,7 +265,7 @@ def _drop_duplicates(
             seen_ids.add(doc.id)
             seen_text[doc.text] = doc.source
             kept.append(doc)
-    if len(loaded) == 1 and (same_text or same_id):
+    if not records and (same_text or same_id):
         doc = loaded[0]
         if same_id:
             _warn(f"skipped {source}: its id {doc.id!r} is already used by an earlier document")
@@ -468,16 +483,17 @@ _QUOTE = re.compile(r"^ {0,3}>[ ]?")
 _BULLET = re.compile(r"^([ \t]*)[-*+][ \t]+")
 _BLOCK_START = re.compile(r"^ {0,3}(?:[-*+][ \t]|\d{1,9}[.)][ \t]|>|#|`{3}|~{3}|\|)")
 
+_SPAN = 300  # emphasis and code spans longer than this stay as written: keeps the rules linear
 _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
-_CODE_SPAN = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)")
+_CODE_SPAN = re.compile(rf"(`+)(.{{1,{_SPAN}}}?)(?<!`)\1(?!`)")
 _IMAGE = re.compile(r"!\[[^\]]*\](?:\((?:[^()]|\([^()]*\))*\)|\[[^\]]*\])")
 _LINK = re.compile(r"\[([^\]]*)\]\((?:[^()]|\([^()]*\))*\)")
 _REF_LINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
 _AUTOLINK = re.compile(r"<((?:https?|ftp|mailto):[^>\s]+)>")
-_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
-_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
-_EM_STAR = re.compile(r"(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])")
-_EM_UNDERSCORE = re.compile(r"(?<![\w_])_(?=[^\s_])(.+?)(?<=[^\s_])_(?![\w_])")
+_STRONG = re.compile(rf"(\*\*|__)(?=\S)(.{{1,{_SPAN}}}?)(?<=\S)\1")
+_STRIKE = re.compile(rf"~~(?=\S)(.{{1,{_SPAN}}}?)(?<=\S)~~")
+_EM_STAR = re.compile(rf"(?<![\w*])\*(?=[^\s*])(.{{1,{_SPAN}}}?)(?<=[^\s*])\*(?![\w*])")
+_EM_UNDERSCORE = re.compile(rf"(?<![\w_])_(?=[^\s_])(.{{1,{_SPAN}}}?)(?<=[^\s_])_(?![\w_])")
 _PROTECT_BASE = 0xF0000  # supplementary private use area: ASCII punctuation hides here meanwhile
 _PUNCTUATION = frozenset(string.punctuation)
 _PROTECTED = re.compile("[\U000f0000-\U000f007f]")

@@ -299,6 +299,47 @@ def test_duplicate_text_keeps_the_first(tmp_path: Path) -> None:
     assert [d.id for d in docs] == ["a.txt", "c.txt"]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
+def test_named_pipes_are_never_opened(tmp_path: Path) -> None:
+    write(tmp_path / "ok.txt", "Fine\n")
+    os.mkfifo(tmp_path / "pipe.txt")  # reading it would block forever
+    assert [d.id for d in load_documents(tmp_path)] == ["ok.txt"]
+    with pytest.raises(CorpusError, match=r"not a regular file.*pipe\.txt"):
+        load_documents(tmp_path / "pipe.txt")
+    with pytest.raises(CorpusError, match=r"pipe\.txt"):
+        load_file(tmp_path / "pipe.txt")
+    with pytest.raises(CorpusError, match=r"pipe\.txt"):
+        corpus_fingerprint(tmp_path / "pipe.txt")
+
+
+def test_load_file_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match=r"gone\.md"):
+        load_file(tmp_path / "gone.md")
+    with pytest.raises(CorpusError, match=r"cannot load .*bin\.txt: binary"):
+        load_file(write(tmp_path / "bin.txt", b"\x00\x01\x02"))
+    with pytest.raises(CorpusError, match=r"unsupported.*x\.rtf"):
+        load_file(write(tmp_path / "x.rtf", "{\\rtf1}"))
+
+
+@pytest.mark.parametrize("bad", ["", None, 42, b"corpus"])
+def test_a_path_of_the_wrong_kind_is_a_corpus_error(bad: object) -> None:
+    with pytest.raises(CorpusError, match="corpus path"):
+        load_documents(bad)  # type: ignore[arg-type]
+    with pytest.raises(CorpusError, match="corpus path"):
+        corpus_fingerprint(bad)  # type: ignore[arg-type]
+
+
+def test_warnings_made_errors_by_the_caller_are_not_swallowed(tmp_path: Path) -> None:
+    write(tmp_path / "ok.txt", "Fine\n")
+    write(tmp_path / "r.jsonl", '{"text": "good"}\n{broken\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EmsqaWarning)
+        with pytest.raises(EmsqaWarning, match=r"line 2 of .*r\.jsonl"):
+            load_documents(tmp_path)
+        with pytest.raises(EmsqaWarning, match=r"line 2 of .*r\.jsonl"):
+            load_file(tmp_path / "r.jsonl")
+
+
 def test_bad_max_file_bytes_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="max_file_bytes"):
         load_documents(write(tmp_path / "a.txt", "A\n"), max_file_bytes=0)
@@ -386,6 +427,15 @@ def test_markdown_heading_is_its_own_paragraph(tmp_path: Path) -> None:
     doc = only(load_file(write(tmp_path / "h.md", "# Shock\nSigns of shock include\n## Care ##\n")))
     assert doc.text == "Shock\n\nSigns of shock include\n\nCare"
     assert [(s.start, s.end, s.title) for s in doc.sections] == [(0, 5, "Shock"), (31, 35, "Care")]
+
+
+def test_markdown_emphasis_rules_stay_fast_on_hostile_lines(tmp_path: Path) -> None:
+    # Unbounded lazy emphasis patterns took minutes on such a line (one scan per unmatched marker).
+    line = "a *b _c **d ~~e `f` " * 6000  # only the code spans pair up; no emphasis does
+    started = time.perf_counter()
+    doc = only(load_file(write(tmp_path / "hostile.md", line + "\n")))
+    assert time.perf_counter() - started < 5
+    assert doc.text == line.replace("`", "").strip()
 
 
 # --------------------------------------------------------------------------------------------------
