@@ -86,17 +86,22 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _open_source(args: argparse.Namespace) -> Any:
-    """The index named by --corpus/--index (None means the shipped corpus)."""
-    from emsqa import api
-
+def _source(args: argparse.Namespace) -> Any:
+    """What --corpus/--index name: a path to index, a loaded saved index, or None (shipped)."""
     if getattr(args, "index", None):
         from emsqa.index import Index
 
         return Index.load(os.path.expanduser(args.index))
     if getattr(args, "corpus", None):
-        return api.open_index(os.path.expanduser(args.corpus))
-    return api.open_index(None)
+        return os.path.expanduser(args.corpus)
+    return None
+
+
+def _open_source(args: argparse.Namespace) -> Any:
+    """The index named by --corpus/--index (the shipped corpus' when neither is given)."""
+    from emsqa import api
+
+    return api.open_index(_source(args))
 
 
 # --------------------------------------------------------------------------- ask
@@ -116,7 +121,7 @@ def _run_ask(args: argparse.Namespace) -> int:
     from emsqa import api
 
     question = " ".join(args.question)
-    answer = api.ask(question, k=args.k, corpus=_open_source(args))
+    answer = api.ask(question, k=args.k, corpus=_source(args))
     if args.json:
         import json
 
