@@ -200,7 +200,8 @@ def _corpus_files(root: Path, shown: str, *, warn: bool) -> list[tuple[str, Path
 def _walk(root: Path, shown: str, *, warn: bool) -> list[tuple[str, Path, str]]:
     """Supported, non-hidden files under `root`, sorted by relative POSIX path.
 
-    Links are followed, but a folder is read once (by its real path), so link loops end.
+    Links are followed, but a folder is read once (by its real path), so link loops end; folders
+    are visited depth-first in name order, so which path reaches a linked folder is always the same.
     """
     found: list[tuple[str, Path, str]] = []
     visited: set[str] = set()
@@ -213,13 +214,14 @@ def _walk(root: Path, shown: str, *, warn: bool) -> list[tuple[str, Path, str]]:
         visited.add(real)
         try:
             with os.scandir(folder) as scan:
-                entries = list(scan)
+                entries = sorted(scan, key=lambda entry: entry.name)
         except OSError as exc:
             if not rel:
                 raise CorpusError(f"cannot read folder {shown}: {_os_reason(exc)}") from None
             if warn:
                 _warn(f"skipped folder {os.path.join(shown, rel)}: {_os_reason(exc)}")
             continue
+        subfolders: list[tuple[Path, str]] = []
         for entry in entries:
             if entry.name.startswith("."):
                 continue
@@ -227,7 +229,7 @@ def _walk(root: Path, shown: str, *, warn: bool) -> list[tuple[str, Path, str]]:
             child = f"{rel}/{name}" if rel else name
             try:
                 if entry.is_dir():
-                    pending.append((Path(entry.path), child))
+                    subfolders.append((Path(entry.path), child))
                 elif _suffix(entry.name) in SUPPORTED_SUFFIXES:
                     if entry.is_file():
                         found.append((child, Path(entry.path), os.path.join(shown, child)))
@@ -236,6 +238,7 @@ def _walk(root: Path, shown: str, *, warn: bool) -> list[tuple[str, Path, str]]:
             except OSError as exc:
                 if warn:
                     _warn(f"skipped {os.path.join(shown, child)}: {_os_reason(exc)}")
+        pending.extend(reversed(subfolders))  # the stack pops them in name order
     found.sort(key=lambda item: item[0])
     return found
 

@@ -279,6 +279,18 @@ def test_symlink_loop_terminates(tmp_path: Path) -> None:
     assert [d.id for d in docs] == ["a/doc.txt"]
 
 
+def test_a_folder_reached_twice_is_read_once_under_the_same_name(tmp_path: Path) -> None:
+    write(tmp_path / "b" / "doc.txt", "Doc\n")
+    try:
+        (tmp_path / "a").mkdir()
+        (tmp_path / "a" / "link").symlink_to(tmp_path / "b", target_is_directory=True)
+    except OSError:
+        pytest.skip("this file system cannot make symbolic links")
+    ids = [d.id for d in load_documents(tmp_path)]
+    assert ids == ["a/link/doc.txt"]  # name order: "a" comes before "b"
+    assert [d.id for d in load_documents(tmp_path)] == ids
+
+
 def test_broken_symlink_is_skipped_with_a_warning(tmp_path: Path) -> None:
     write(tmp_path / "ok.txt", "Fine\n")
     try:
