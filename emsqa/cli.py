@@ -377,6 +377,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(OSError, ValueError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1
+        except OSError as exc:
+            # The file system refused (a full disk, a path through a file): not a bug in emsqa.
+            if debug:
+                raise
+            where = f": {exc.filename}" if exc.filename else ""
+            reason = exc.strerror or _one_line(exc) or type(exc).__name__
+            print(f"{PROG}: error: {reason}{where}", file=sys.stderr)
+            return 1
         except Exception as exc:
             if debug:
                 raise

@@ -142,18 +142,28 @@ class _Chat:
     """What the session does with each line, independent of how lines arrive."""
 
     def __init__(
-        self, conversation: Any, *, print_fn: PrintFn, color: bool, width: int, airy: bool
+        self,
+        conversation: Any,
+        *,
+        print_fn: PrintFn,
+        color: bool,
+        width: int | Callable[[], int],
+        airy: bool,
     ) -> None:
         self.conversation = conversation
         self.print_fn = print_fn
         self.color = color
-        self.width = width
+        self._width = width  # a number, or asked afresh each time (the terminal may be resized)
         # airy (a terminal): blank lines after the prompt and after every block; else blocks
         # are only separated by one blank line.
         self.airy = airy
         self.after_prompt = False
         self.blocks = 0
         self.answer_index: Any = None  # the index the last answer came from
+
+    @property
+    def width(self) -> int:
+        return self._width() if callable(self._width) else self._width
 
     # output ------------------------------------------------------------------------------------
     def show(self, fragments: list[Fragment]) -> None:
@@ -478,7 +488,7 @@ def run_chat(
         conversation,
         print_fn=print_fn or to_output,
         color=use_color,
-        width=_width(size_of().columns),
+        width=lambda: _width(size_of().columns),
         airy=True,
     )
     session: PromptSession[str] = PromptSession(

@@ -186,6 +186,17 @@ def test_hint_gets_its_own_line(
     assert err == "emsqa: error: notes.txt: cannot be read\nhint: check the file's permissions\n"
 
 
+def test_file_system_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str], corpus: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    code, out, err = run(capsys, "index", str(corpus), "-o", str(blocker / "idx"))
+    assert (code, out) == (1, "")
+    assert len(err.splitlines()) == 1 and err.startswith("emsqa: error: ")
+    assert "a-file" in err and "internal error" not in err
+
+
 @pytest.mark.parametrize(
     "argv",
     [
