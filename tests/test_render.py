@@ -346,3 +346,11 @@ def test_list_items_hang_under_their_text() -> None:
     item_end = rows.index(next(r for r in rows if r.lstrip().startswith("2.")))
     assert item_end > 2  # the long item took more than one line
     assert all(r.startswith("    ") and r[4] != " " for r in rows[2:item_end])
+
+
+def test_open_marks_the_cited_sentence_when_there_is_no_colour() -> None:
+    answer = make_answer()
+    plain = " ".join(render_passage(answer, 2).split())
+    assert f"»{S2}«" in plain
+    coloured = render_passage(answer, 2, color=True)
+    assert "»" not in coloured and "\x1b[" in coloured
