@@ -20,7 +20,7 @@ import numpy as np
 from emsqa.datatypes import Hit, Query
 from emsqa.errors import QuestionError
 from emsqa.store import Store
-from emsqa.text import STOP_WORDS, Analyzer, Lexicon, tokenize
+from emsqa.text import LIGHT_WEIGHT, STOP_WORDS, Analyzer, Lexicon, tokenize
 
 __all__ = [
     "CARRY_WEIGHT",
@@ -34,7 +34,8 @@ __all__ = [
 
 MAX_QUESTION_CHARS = 2000
 EXPANSION_WEIGHT = 0.5
-CARRY_WEIGHT = 0.4
+CARRY_WEIGHT = 0.6
+CARRIED_CONCEPT = 1.0  # how much a carried-over word counts when judging coverage
 
 # Question frames: words that say what kind of answer is wanted, not what it is about ("how long"
 # asks for a duration; its "long" is not a topic). Each frame is removed from the topic, names an
@@ -219,21 +220,68 @@ def _corrections(store: Store, analyzer: Analyzer, topic: str) -> list[tuple[str
     return out
 
 
-def _carried(analyzer: Analyzer, topic: str, history: Sequence[str]) -> list[str]:
-    """Content words of the latest earlier question to carry into a follow-up (a newly named role
+def _carried_text(topic: str, history: Sequence[str]) -> str:
+    """The words of the latest earlier question to carry into a follow-up (a newly named role
     replaces the earlier one: after "EMT training?", "and paramedics?" is not about EMTs)."""
     own_roles = {w for w in tokenize(topic) if w in _ROLES}
-    out: list[str] = []
     for earlier in reversed(history[-2:]):
-        for raw in tokenize(_frames(earlier)[0]):
-            if own_roles and raw in _ROLES:
-                continue
-            for term in analyzer.content(raw):
-                if term not in out:
-                    out.append(term)
-        if out:
-            break
-    return out
+        words = [
+            w
+            for w in tokenize(_frames(earlier)[0])
+            if w not in STOP_WORDS and w not in _ANAPHORA and not (own_roles and w in _ROLES)
+        ]
+        if words:
+            return " ".join(words)
+    return ""
+
+
+class _QueryTerms:
+    """Accumulates weighted terms and coverage concepts from the parts of a question."""
+
+    def __init__(self, analyzer: Analyzer, lexicon: Lexicon | None) -> None:
+        self.analyzer = analyzer
+        self.lexicon = lexicon
+        self.weights: Counter[str] = Counter()
+        self.concepts: list[tuple[float, tuple[frozenset[str], ...]]] = []
+        self.expansions: list[tuple[str, str]] = []
+
+    def raise_to(self, terms: Sequence[str], weight: float) -> None:
+        for term in terms:
+            if self.weights[term] < weight:
+                self.weights[term] = weight
+
+    def add(self, text: str, weight: float, corrections: Sequence[tuple[str, str]] = ()) -> None:
+        """Add `text` at `weight` (1 = the question's own words, counted), with its lexicon expansions."""
+        a = self.analyzer
+        light = a.light()
+        scale = 1.0 if weight >= 1 else CARRIED_CONCEPT  # how much its words count for coverage
+        if weight >= 1:
+            self.weights.update(a.terms(text))
+            for term in light.intersection(self.weights):
+                self.weights[term] *= LIGHT_WEIGHT
+        else:
+            self.raise_to(a.terms(text), weight)
+        grouped: set[str] = set()
+        groups: dict[str, list[frozenset[str]]] = {}
+        for found, other in self.lexicon.expansions(text) if self.lexicon else ():
+            self.expansions.append((found, other))
+            alt = frozenset(a.content(other))
+            # A long form shares one expansion weight among its words, so "EMT" ->
+            # "emergency medical technician" does not outweigh the question's own words.
+            self.raise_to(a.phrase_terms(other), weight * EXPANSION_WEIGHT / max(1, len(alt)))
+            groups.setdefault(found, [frozenset(a.content(found))]).append(alt)
+        for typo, fix in corrections:
+            self.raise_to(a.phrase_terms(fix), weight * CORRECTION_WEIGHT)
+            groups.setdefault(typo, [frozenset(a.content(typo))]).append(frozenset(a.content(fix)))
+        for alternatives in groups.values():
+            self.concepts.append((scale, tuple(x for x in alternatives if x)))
+            grouped.update(alternatives[0])
+        known = {t for _, alts in self.concepts for t in alts[0]}
+        for term in dict.fromkeys(a.content(text)):
+            if term not in grouped and term not in known:
+                self.concepts.append(
+                    (scale * (LIGHT_WEIGHT if term in light else 1.0), (frozenset([term]),))
+                )
 
 
 def prepare(
@@ -246,81 +294,57 @@ def prepare(
 ) -> PreparedQuery:
     """Analyse `question` (and its conversation) into weighted index terms.
 
-    `carry` replays the terms an earlier analysis carried over (so an answer can be explained later).
+    `carry` replays the words an earlier analysis carried over (so an answer can be explained later).
     """
     text, notice = _clean(question)
     analyzer = store.settings.analyzer()
-    topic, intents, cues = _frames(text)
-    carried = list(carry) if carry is not None else []
+    topic, intents, cue_words = _frames(text)
+    carried = " ".join(carry) if carry is not None else ""
+    carry_weight = CARRY_WEIGHT
     if carry is None and history and is_follow_up(text, len(analyzer.content(topic))):
-        carried = _carried(analyzer, topic, history)
+        carried = _carried_text(topic, history)
         # "How long is EMT training?" -> "And paramedics?" still asks how long
         intents |= _frames(history[-1])[1]
-    cues = analyzer.content(" ".join(cues))
-    own_terms = analyzer.terms(topic)
-    own_content = analyzer.content(topic)
-    weights: Counter[str] = Counter(own_terms)
-    for term in cues:
-        if weights[term] < CUE_WEIGHT:
-            weights[term] = CUE_WEIGHT
-    expansions: list[tuple[str, str]] = []
-    concepts: list[tuple[frozenset[str], ...]] = []
-    covered_by_group: set[str] = set()
-    if lexicon is not None:
-        groups: dict[str, list[frozenset[str]]] = {}
-        for found, other in lexicon.expansions(topic):
-            expansions.append((found, other))
-            alt = frozenset(analyzer.content(other))
-            # A long form shares one expansion weight among its words, so "EMT" ->
-            # "emergency medical technician" does not outweigh the question's own words.
-            share = EXPANSION_WEIGHT / max(1, len(alt))
-            for term in analyzer.phrase_terms(other):
-                if weights[term] < share:
-                    weights[term] = share
-            groups.setdefault(found, [frozenset(analyzer.content(found))]).append(alt)
-        for alternatives in groups.values():
-            concepts.append(tuple(a for a in alternatives if a))
-            covered_by_group.update(alternatives[0])
+    if carried:
+        pointing = [w for w in tokenize(topic) if w in _ANAPHORA]
+        if (
+            pointing
+        ):  # "Who may use one?": "one" stands for the earlier subject, which counts in full
+            topic = " ".join(w for w in tokenize(topic) if w not in _ANAPHORA)
+            carry_weight = 1.0
+    cues = analyzer.content(" ".join(cue_words))
     corrections = _corrections(store, analyzer, topic)
-    for typo, fix in corrections:
-        for term in analyzer.phrase_terms(fix):
-            if weights[term] < CORRECTION_WEIGHT:
-                weights[term] = CORRECTION_WEIGHT
-        concepts.append((frozenset(analyzer.content(typo)), frozenset(analyzer.content(fix))))
-        covered_by_group.update(analyzer.content(typo))
-    carried = [t for t in carried if t not in own_content]
-    for term in carried:
-        weights.setdefault(term, CARRY_WEIGHT)
-    for term in dict.fromkeys(own_content + carried):
-        if term not in covered_by_group:
-            concepts.append((frozenset([term]),))
-    terms = tuple(t for t in weights if weights[t] > 0)
+    acc = _QueryTerms(analyzer, lexicon)
+    acc.add(topic, 1.0, corrections)
+    if carried:
+        acc.add(carried, carry_weight if carry_weight < 1 else 0.999)
+    acc.raise_to(cues, CUE_WEIGHT)
+    terms = tuple(t for t in acc.weights if acc.weights[t] > 0)
     ids = store.lookup(terms)
     idf_max = float(math.log(1 + store.n_passages) + 1)
     idf = {t: (float(store.idf[i]) if i >= 0 else idf_max) for t, i in zip(terms, ids, strict=True)}
-    weighted_concepts = tuple(
+    concepts = tuple(
         (
-            max(idf.get(t, idf_max) for alt in c for t in alt)
-            * (CARRY_WEIGHT if all(a <= set(carried) for a in c) else 1.0),
-            c,
+            max(idf.get(t, idf_max) for alt in alts for t in alt) * scale,
+            alts,
         )
-        for c in concepts
-        if c and any(c)
+        for scale, alts in acc.concepts
+        if alts
     )
     query = Query(
         text=text,
-        terms=tuple(own_terms),
-        expansions=tuple(expansions),
+        terms=tuple(analyzer.terms(topic)),
+        expansions=tuple(acc.expansions),
         corrections=tuple(corrections),
-        carried=tuple(carried),
+        carried=tuple(carried.split()),
         notice=notice,
     )
     return PreparedQuery(
         query=query,
         terms=terms,
-        weights=tuple(float(weights[t]) for t in terms),
+        weights=tuple(float(acc.weights[t]) for t in terms),
         term_ids=ids,
-        concepts=weighted_concepts,
+        concepts=concepts,
         intents=frozenset(intents),
         cues=frozenset(cues),
     )

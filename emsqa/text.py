@@ -17,6 +17,8 @@ from importlib import resources
 from itertools import pairwise
 
 __all__ = [
+    "LIGHT_WEIGHT",
+    "LIGHT_WORDS",
     "STOP_WORDS",
     "Analyzer",
     "Lexicon",
@@ -172,6 +174,20 @@ STOP_WORDS: frozenset[str] = frozenset(
 )
 
 
+# Light words: common verbs and nouns that carry little topic ("take", "use", "allowed", "times").
+# They still count, but a question is not "about" them: their weight is LIGHT_WEIGHT in the search
+# and in judging how well a passage covers the question.
+LIGHT_WORDS: frozenset[str] = frozenset(
+    """able allow allowed allows become becomes came come comes could day days did do done else ever
+    get gets getting give given gives go goes going good got happen happens help kind let like long
+    look lot lots make makes making many may might much must need needed needs new next one ones
+    part people person put really right said say see seem several should show something sort start
+    still take taken takes taking thing things think time times try type use used uses using want
+    way ways well went work works year""".split()
+)
+LIGHT_WEIGHT = 0.35
+
+
 def normalize(text: str) -> str:
     """NFKC-normalise, unify apostrophes and hyphens, and case-fold."""
     if text.isascii():  # the common case: nothing to normalise but case
@@ -201,6 +217,12 @@ def _stemmer():  # type: ignore[no-untyped-def]
     return Stemmer.Stemmer("english")
 
 
+@lru_cache(maxsize=2)
+def _light_forms(stem: bool) -> frozenset[str]:
+    analyzer = Analyzer(stem=stem, bigrams=False)
+    return frozenset(t for w in LIGHT_WORDS for t in analyzer.content(w))
+
+
 @dataclass(frozen=True)
 class Analyzer:
     """Turns text into index terms: stemmed content words, compound parts, and word bigrams.
@@ -226,6 +248,10 @@ class Analyzer:
             if len(self._cache) < 500_000:
                 self._cache[token] = cached
         return cached
+
+    def light(self) -> frozenset[str]:
+        """The analysed forms of LIGHT_WORDS."""
+        return _light_forms(self.stem)
 
     def content(self, text: str) -> list[str]:
         """The stemmed content words of `text` in order (no stop words, no compound parts)."""
