@@ -463,15 +463,16 @@ def run_chat(
     Without `input` and with stdin not a terminal, reads questions line by line (see run_lines).
     `print_fn` receives every block of output (tests collect it); by default blocks go to `output`.
     """
-    if input is None and not sys.stdin.isatty():
-        reconfigure = getattr(sys.stdin, "reconfigure", None)
+    stdin = sys.stdin
+    if input is None and (stdin is None or not stdin.isatty()):
+        reconfigure = getattr(stdin, "reconfigure", None)
         if reconfigure is not None:
-            reconfigure(errors="replace")
+            reconfigure(errors="replace")  # a stray byte should not end the session
         use_color = _auto_color(sys.stdout) if color is None else color
         columns = shutil.get_terminal_size((89, 24)).columns if use_color else 89
         return run_lines(
             conversation,
-            sys.stdin,
+            stdin if stdin is not None else (),
             print_fn=print_fn or _stdout_print,
             color=use_color,
             width=_width(columns),
