@@ -177,7 +177,7 @@ def test_question_path_does_not_import_sklearn(index: Index, tmp_path) -> None:
     code = (
         "import sys, emsqa\n"
         f"idx = emsqa.Index.load({str(tmp_path / 'idx')!r})\n"
-        "a = idx.ask('How fast are chest compressions?')\n"
+        "a = idx.ask('What rate of chest compressions per minute?')\n"
         "assert a.citations, a\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy', 'prompt_toolkit'))\n"
         "print(','.join(bad))\n"
