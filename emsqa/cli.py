@@ -35,7 +35,6 @@ class Subcommand:
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
     description: str = ""
-    aliases: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- terminal helpers
@@ -299,26 +298,35 @@ SUBCOMMANDS: list[Subcommand] = [
         _run_eval,
         "Score emsqa on TESTSET (answer accuracy, evidence, abstention, latency), choose the"
         " abstention threshold (--calibrate), or rank a BEIR set's documents (--beir).",
-        aliases=("evaluate",),
     ),
 ]
 
 
+class _VersionAction(argparse.Action):
+    """--version, reading the version only when asked (package metadata is slow to import)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.update(nargs=0, default=argparse.SUPPRESS)
+        super().__init__(option_strings, argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from emsqa import __version__
+
+        print(f"{parser.prog} {__version__}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every registered subcommand."""
-    from emsqa import __version__
-
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Ask questions of EMS course material; answers cite their passages.",
         epilog="With no command, emsqa starts `chat` on the shipped corpus.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for sub in SUBCOMMANDS:
-        child = commands.add_parser(
-            sub.name, aliases=list(sub.aliases), help=sub.help, description=sub.description or None
-        )
+        child = commands.add_parser(sub.name, help=sub.help, description=sub.description or None)
         sub.configure(child)
         child.set_defaults(handler=sub.run)
     return parser

@@ -307,7 +307,8 @@ def test_no_arguments_means_chat_on_the_shipped_corpus(
         emsqa.api, "open_index", lambda source=None: seen.append(source) or sentinel
     )
     monkeypatch.setattr(emsqa.repl, "run_chat", lambda conversation: seen.append(conversation) or 0)
-    assert run(capsys, "--version")[0] == 0
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out == f"emsqa {emsqa.__version__}\n"
     assert main([]) == 0
     assert seen[0] is None  # the shipped corpus
     assert seen[1].index is sentinel and seen[1].k == 3
@@ -344,7 +345,7 @@ def test_eval_on_a_question_set(
     right += int(answers[1].abstained)
     assert overall["answer_accuracy"] == pytest.approx(right / 2)
     assert len(report["failures"]) == 2 - right
-    code, text, _ = run(capsys, "evaluate", str(testset), "--corpus", str(corpus))
+    code, text, _ = run(capsys, "eval", str(testset), "--corpus", str(corpus))
     assert code == 0 and "answer accuracy" in text
 
     testset.write_text('{"id": "b1", "question": 5}\n', encoding="utf-8")
