@@ -363,12 +363,25 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _is_leftover(path: Path) -> bool:
+    """A data folder or manifest temp file of a save (perhaps one that was killed)."""
+    name = path.name.lstrip(".")
+    if path.is_dir():
+        return name.startswith("data-")
+    return name.startswith(f"{MANIFEST}.") and name.endswith(".tmp")
+
+
+def _only_leftovers(root: Path) -> bool:
+    """Whether `root` holds nothing but what an interrupted first save into it left behind."""
+    return all(_is_leftover(p) for p in root.iterdir())
+
+
 def save_store(store: Store, folder: str | os.PathLike[str]) -> Path:
     """Write `store` to `folder` atomically (see the module docstring)."""
     root = Path(folder)
     if root.exists() and not root.is_dir():
         raise IndexFormatError(f"cannot save the index to {root}: it is a file, not a folder")
-    if root.is_dir() and any(root.iterdir()) and not (root / MANIFEST).is_file():
+    if root.is_dir() and not (root / MANIFEST).is_file() and not _only_leftovers(root):
         raise IndexFormatError(
             f"refusing to save into {root}: it is a non-empty folder that is not an emsqa index"
         )
@@ -421,8 +434,12 @@ def save_store(store: Store, folder: str | os.PathLike[str]) -> Path:
     os.replace(tmp, root / MANIFEST)
     _fsync_dir(root)
     for old in root.iterdir():  # earlier generations and abandoned partial writes
-        if old.name != data_name and old.is_dir() and old.name.lstrip(".").startswith("data-"):
+        if old.name == data_name or not _is_leftover(old):
+            continue
+        if old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
     return root
 
 
@@ -465,7 +482,12 @@ def load_store(folder: str | os.PathLike[str], *, mmap: bool | None = None) -> S
     root = Path(folder)
     manifest = read_manifest(root)
     try:
-        data = root / str(manifest["data"])
+        data_name = str(manifest["data"])
+        if not data_name.startswith("data-") or not data_name[5:].isalnum():
+            raise IndexFormatError(
+                f"{root / MANIFEST} names a data folder outside the index ({data_name!r})"
+            )
+        data = root / data_name
         files: dict[str, dict[str, Any]] = manifest["files"]
         settings = IndexSettings.from_dict(manifest["settings"])
         counts = manifest["counts"]
@@ -544,6 +566,16 @@ def _check_consistency(store: Store, counts: dict[str, Any], root: Path) -> None
         t: StringTable = getattr(store, table_name)
         if len(t.offsets) and (t.offsets[0] != 0 or t.offsets[-1] != len(t.blob)):
             problems.append(f"string table {table_name} is inconsistent")
+    # Numbers that index other arrays must stay in range, or a question would crash. Postings
+    # bigger than the fully digested size are left unscanned, so large indexes still open fast.
+    for name, values, bound in (
+        ("p_doc", store.p_doc, store.n_documents),
+        ("p_section", store.p_section, len(store.sections)),
+        ("post_idx", store.post_idx, np_),
+    ):
+        small = len(values) and values.nbytes <= _FULL_DIGEST_LIMIT
+        if small and (int(values.min()) < 0 or int(values.max()) >= bound):
+            problems.append(f"{name} points outside its table")
     if problems:
         raise IndexFormatError(
             f"index at {root} is inconsistent: {problems[0]}", hint="rebuild the index"
