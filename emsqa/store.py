@@ -477,9 +477,33 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
+def _generation(root: Path) -> object:
+    """The data folder the manifest in `root` names right now (None when there is none)."""
+    try:
+        return json.loads((root / MANIFEST).read_text("utf-8")).get("data")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def load_store(folder: str | os.PathLike[str], *, mmap: bool | None = None) -> Store:
-    """Load and verify the index in `folder`; arrays are memory-mapped when large (or mmap=True)."""
+    """Load and verify the index in `folder`; arrays are memory-mapped when large (or mmap=True).
+
+    A save by another process may replace the index while it is read, removing the files of the
+    generation being read: then the new generation is read instead of failing.
+    """
     root = Path(folder)
+    attempts = 5
+    while True:
+        before = _generation(root)
+        try:
+            return _load_generation(root, mmap)
+        except IndexFormatError:
+            attempts -= 1
+            if not attempts or _generation(root) == before:
+                raise
+
+
+def _load_generation(root: Path, mmap: bool | None) -> Store:
     manifest = read_manifest(root)
     try:
         data_name = str(manifest["data"])
@@ -503,7 +527,12 @@ def load_store(folder: str | os.PathLike[str], *, mmap: bool | None = None) -> S
             raise IndexFormatError(f"{root / MANIFEST} does not list {name}.npy")
         if not path.is_file():
             raise IndexFormatError(f"index file {path} is missing")
-        if path.stat().st_size != info.get("bytes") or _file_digest(path) != info.get("digest"):
+        try:
+            intact = path.stat().st_size == info.get("bytes")
+            intact = intact and _file_digest(path) == info.get("digest")
+        except OSError as exc:
+            raise IndexFormatError(f"index file {path} cannot be read ({exc.strerror})") from None
+        if not intact:
             raise IndexFormatError(
                 f"index file {path} is truncated or was modified", hint="rebuild the index"
             )
