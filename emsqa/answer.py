@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from emsqa.datatypes import Answer, AnswerSentence, Citation, Hit
 from emsqa.passages import split_sentences
 from emsqa.retrieve import PreparedQuery
-from emsqa.text import Analyzer, Lexicon
+from emsqa.text import Analyzer, Lexicon, tokenize
 
 __all__ = ["ABSTAIN_BELOW", "NOT_FOUND", "compose", "coverage", "smalltalk"]
 
 ABSTAIN_BELOW = 0.778  # calibrated: see the module docstring and tests/test_calibration.py
+NOVELTY_WEIGHT = 0.3
 NOT_FOUND = "I could not find this in the corpus."
 
 _NUMBER = re.compile(
@@ -125,6 +126,7 @@ def _display(raw: str) -> str:
 def _candidates(pq: PreparedQuery, hits: Sequence[Hit], analyzer: Analyzer) -> list[_Candidate]:
     best = hits[0].score or 1.0
     own_bigrams = {t for t in pq.query.terms if " " in t}
+    asked = set(pq.terms)
     out = []
     for hit in hits:
         p = hit.passage
@@ -137,6 +139,11 @@ def _candidates(pq: PreparedQuery, hits: Sequence[Hit], analyzer: Analyzer) -> l
                 continue
             terms = frozenset(analyzer.terms(display))
             score = 0.5 * coverage(pq, terms) + 0.15 * context + 0.2 * (hit.score / best)
+            # An answer tells something new: a sentence made only of the question's words
+            # ("there is a big difference between EMTs and paramedics") says nothing.
+            unigrams = [t for t in terms if " " not in t]
+            novelty = sum(t not in asked for t in unigrams) / max(1, len(unigrams))
+            score += NOVELTY_WEIGHT * novelty
             score += min(0.15, 0.05 * len(own_bigrams & terms))
             if "quantity" in pq.intents:
                 score += 0.2 if _NUMBER.search(display) else -0.1
@@ -208,22 +215,14 @@ def compose(
             reason="no passage shares a word with the question", query=pq.query, kind="abstain",
         )  # fmt: skip
     top = list(hits[:k])
-    passage_cov = [
-        coverage(
-            pq, frozenset(analyzer.fields(h.passage.title, h.passage.section, h.passage.text, 1, 1))
-        )
+    term_sets = [
+        frozenset(analyzer.fields(h.passage.title, h.passage.section, h.passage.text, 1, 1))
         for h in top
     ]
-    confidence = max(passage_cov)
+    confidence, covering = _confidence(pq, top, term_sets)
     if confidence < threshold:
-        best = top[passage_cov.index(confidence)]
-        missing = _missing_terms(
-            pq,
-            frozenset(
-                analyzer.fields(best.passage.title, best.passage.section, best.passage.text, 1, 1)
-            ),
-        )
-        reason = f"the closest passage covers only {confidence:.0%} of what the question asks about"
+        missing = _missing_words(pq, covering, analyzer)
+        reason = f"the best passages cover only {confidence:.0%} of what the question asks about"
         if missing:
             reason += f" (nothing on: {', '.join(missing[:5])})"
         return Answer(
@@ -249,11 +248,35 @@ def compose(
     )  # fmt: skip
 
 
-def _missing_terms(pq: PreparedQuery, terms: frozenset[str]) -> list[str]:
+def _confidence(
+    pq: PreparedQuery, top: Sequence[Hit], term_sets: Sequence[frozenset[str]]
+) -> tuple[float, frozenset[str]]:
+    """Coverage of the question by its best-covering passage, or by two neighbouring passages of one
+    document together (an answer may straddle a passage boundary); and the terms that covered it."""
+    best, covering = -1.0, frozenset[str]()
+    for i, terms in enumerate(term_sets):
+        options = [terms]
+        for j in range(len(term_sets)):
+            a, b = top[i].passage, top[j].passage
+            if j != i and a.doc_id == b.doc_id and abs(a.ordinal - b.ordinal) == 1:
+                options.append(terms | term_sets[j])
+        for option in options:
+            c = coverage(pq, option)
+            if c > best:
+                best, covering = c, option
+    return max(best, 0.0), covering
+
+
+def _missing_words(pq: PreparedQuery, terms: frozenset[str], analyzer: Analyzer) -> list[str]:
+    """The question's own words (as typed) whose concepts `terms` do not cover, weightiest first."""
+    surface: dict[str, str] = {}
+    for word in tokenize(pq.query.text):
+        for term in analyzer.content(word):
+            surface.setdefault(term, word)
     missing = []
     for _, alts in sorted(pq.concepts, key=lambda c: -c[0]):
         if not any(alt and alt <= terms for alt in alts):
-            missing.append(" ".join(sorted(alts[0])))
+            missing.append(" ".join(surface.get(t, t) for t in sorted(alts[0])))
     return missing
 
 

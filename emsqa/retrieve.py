@@ -62,7 +62,8 @@ _FRAMES: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
     ),
     (
         re.compile(
-            r"^\s*(what|who) (is|are) (an? |the )?\S+( \S+)?\s*\??$|\bdefine\b|\bdefinition of\b|\bmeaning of\b",
+            r"^\s*(what|who) (is|are) (an? |the )?\S+( \S+)?\s*\??$|\bdefine\b|\bdefinition of\b|\bmeaning of\b"
+            r"|^\s*what (does|do) (an? |the )?\S+( \S+)? (do|show|measure|mean)\s*\??$",
             re.I,
         ),
         "definition",
@@ -263,12 +264,16 @@ class _QueryTerms:
             self.raise_to(a.terms(text), weight)
         grouped: set[str] = set()
         groups: dict[str, list[frozenset[str]]] = {}
-        for found, other in self.lexicon.expansions(text) if self.lexicon else ():
+        pairs = self.lexicon.expansions(text) if self.lexicon else []
+        forms = Counter(found for found, _ in pairs)
+        for found, other in pairs:
             self.expansions.append((found, other))
             alt = frozenset(a.content(other))
-            # A long form shares one expansion weight among its words, so "EMT" ->
-            # "emergency medical technician" does not outweigh the question's own words.
-            self.raise_to(a.phrase_terms(other), weight * EXPANSION_WEIGHT / max(1, len(alt)))
+            # All the other forms of a word share one expansion weight, and a long form shares its
+            # part among its words: "EMT" -> "emergency medical technician", "EMT-B", "EMT-Basic"
+            # together weigh no more than EXPANSION_WEIGHT, not three times the question's word.
+            share = weight * EXPANSION_WEIGHT / (forms[found] * max(1, len(alt)))
+            self.raise_to(a.phrase_terms(other), share)
             groups.setdefault(found, [frozenset(a.content(found))]).append(alt)
         for typo, fix in corrections:
             self.raise_to(a.phrase_terms(fix), weight * CORRECTION_WEIGHT)
@@ -387,12 +392,14 @@ def score_candidates(store: Store, pq: PreparedQuery) -> tuple[np.ndarray, np.nd
 
 
 def _overlaps(store: Store, i: int, kept: list[int]) -> bool:
+    """Whether passage i mostly repeats a kept passage of the same document (more than half of the
+    shorter one). Neighbouring windows sharing their one overlap sentence are both worth showing."""
     for j in kept:
-        if (
-            store.p_doc[i] == store.p_doc[j]
-            and store.p_start[i] < store.p_end[j]
-            and store.p_start[j] < store.p_end[i]
-        ):
+        if store.p_doc[i] != store.p_doc[j]:
+            continue
+        shared = min(store.p_end[i], store.p_end[j]) - max(store.p_start[i], store.p_start[j])
+        shorter = min(store.p_end[i] - store.p_start[i], store.p_end[j] - store.p_start[j])
+        if shared > 0.5 * shorter:
             return True
     return False
 

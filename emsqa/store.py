@@ -62,7 +62,7 @@ class IndexSettings:
     stem: bool = True
     bigrams: bool = True
     title_weight: int = 1
-    section_weight: int = 1
+    section_weight: int = 2
     target_words: int = 80
     min_words: int = 40
     max_words: int = 150
