@@ -12,6 +12,7 @@ from emsqa.errors import (
     EmsqaWarning,
     IndexFormatError,
     IndexStateError,
+    IndexWriteError,
     QuestionError,
     TestSetError,
     UsageError,
@@ -19,11 +20,19 @@ from emsqa.errors import (
 
 if TYPE_CHECKING:
     from emsqa.api import Conversation, ask, default_index, open_index, shipped_corpus
+    from emsqa.corpus import SUPPORTED_SUFFIXES, corpus_fingerprint, load_documents, load_file
+    from emsqa.evaluate import evaluate, load_testset
     from emsqa.index import Index, IndexSettings
 
 # The question path (api, index) is imported on first use, so `import emsqa.datasets` or the CLI's
 # argument parsing do not pay for it.
 _LAZY = {
+    "load_documents": "emsqa.corpus",
+    "load_file": "emsqa.corpus",
+    "corpus_fingerprint": "emsqa.corpus",
+    "SUPPORTED_SUFFIXES": "emsqa.corpus",
+    "evaluate": "emsqa.evaluate",
+    "load_testset": "emsqa.evaluate",
     "Conversation": "emsqa.api",
     "ask": "emsqa.api",
     "default_index": "emsqa.api",
@@ -34,7 +43,20 @@ _LAZY = {
 }
 
 
+def _version() -> str:
+    # importlib.metadata costs tens of milliseconds: read it only when __version__ is asked for.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("emsqa")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0.0.0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value = globals()["__version__"] = _version()
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'emsqa' has no attribute {name!r}")
@@ -44,6 +66,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "SUPPORTED_SUFFIXES",
     "Answer",
     "AnswerSentence",
     "Citation",
@@ -57,6 +80,7 @@ __all__ = [
     "IndexFormatError",
     "IndexSettings",
     "IndexStateError",
+    "IndexWriteError",
     "Passage",
     "Query",
     "QuestionError",
@@ -65,14 +89,12 @@ __all__ = [
     "UsageError",
     "__version__",
     "ask",
+    "corpus_fingerprint",
     "default_index",
+    "evaluate",
+    "load_documents",
+    "load_file",
+    "load_testset",
     "open_index",
     "shipped_corpus",
 ]
-
-try:
-    from importlib.metadata import PackageNotFoundError, version
-
-    __version__ = version("emsqa")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"

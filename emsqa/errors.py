@@ -4,6 +4,7 @@
     ├── CorpusError            a path or file that cannot be turned into documents
     ├── IndexFormatError       an index directory that is missing, damaged, tampered or too new
     ├── IndexStateError        an index used before it was built, or built from nothing
+    ├── IndexWriteError        an index that cannot be saved (permissions, disk full, a file in the way)
     ├── QuestionError          a question that cannot be asked (e.g. not a string)
     ├── TestSetError           a malformed evaluation set (names the line)
     └── UsageError             a bad setting or argument value
@@ -20,6 +21,7 @@ __all__ = [
     "EmsqaWarning",
     "IndexFormatError",
     "IndexStateError",
+    "IndexWriteError",
     "QuestionError",
     "TestSetError",
     "UsageError",
@@ -48,6 +50,10 @@ class IndexFormatError(EmsqaError):
 
 class IndexStateError(EmsqaError):
     """An index is used before it holds anything."""
+
+
+class IndexWriteError(EmsqaError):
+    """An index cannot be written where it was asked to go; the previous one, if any, is intact."""
 
 
 class QuestionError(EmsqaError):

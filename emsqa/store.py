@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from emsqa.datatypes import Passage
-from emsqa.errors import IndexFormatError, IndexStateError, UsageError
+from emsqa.errors import IndexFormatError, IndexStateError, IndexWriteError, UsageError
 from emsqa.text import STOP_WORDS, Analyzer, tokenize
 
 __all__ = [
@@ -378,7 +378,14 @@ def _only_leftovers(root: Path) -> bool:
 
 def save_store(store: Store, folder: str | os.PathLike[str]) -> Path:
     """Write `store` to `folder` atomically (see the module docstring)."""
-    root = Path(folder)
+    try:
+        return _save(store, Path(folder))
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise IndexWriteError(f"cannot save the index to {folder}: {reason}") from None
+
+
+def _save(store: Store, root: Path) -> Path:
     if root.exists() and not root.is_dir():
         raise IndexFormatError(f"cannot save the index to {root}: it is a file, not a folder")
     if root.is_dir() and not (root / MANIFEST).is_file() and not _only_leftovers(root):

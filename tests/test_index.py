@@ -184,3 +184,13 @@ def test_question_path_does_not_import_sklearn(index: Index, tmp_path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_saving_where_a_file_is_in_the_way_is_one_clear_error(index: Index, tmp_path) -> None:
+    from emsqa import IndexWriteError
+
+    (tmp_path / "plainfile").write_text("x")
+    with pytest.raises(IndexWriteError, match="plainfile"):
+        index.save(tmp_path / "plainfile" / "idx")
+    with pytest.raises(IndexFormatError, match="is a file"):
+        index.save(tmp_path / "plainfile")
