@@ -280,7 +280,7 @@ def _sources(chat: _Chat, argument: str) -> bool:
 def _open(chat: _Chat, argument: str) -> bool:
     answer = chat.last()
     text = argument.strip("[] ") or "1"
-    if not text.isdigit():
+    if not text.isdecimal():  # isdigit() also takes "²", which int() refuses
         raise UsageError(f"':open {argument}' needs a citation number, such as ':open 1'")
     fragments = render.passage_fragments(answer, int(text), width=chat.width, marks=not chat.color)
     chat.show(fragments)
@@ -307,7 +307,7 @@ def _k(chat: _Chat, argument: str) -> bool:
         k = chat.conversation.k
         chat.say(f"k is {k}: answers draw on up to {_count(k, 'passage')}.")
         return True
-    if not argument.isdigit() or int(argument) < 1:
+    if not argument.isdecimal() or int(argument) < 1:
         raise UsageError(f"':k {argument}' needs a whole number of at least 1, such as ':k 5'")
     chat.conversation.k = int(argument)
     chat.say(f"k is now {chat.conversation.k}.")
