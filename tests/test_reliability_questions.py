@@ -7,6 +7,7 @@ QuestionError by every entry point; the command line cannot pass anything but te
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -295,3 +296,197 @@ def test_cli_shipped_corpus_answers_odd_questions(
         assert main(["ask", question]) == 0
         out, err = capsys.readouterr()
         assert out.strip() and err == ""
+
+
+# --- the REPL: what a user types is text, never code or an unasked-for file ---------------------
+
+
+def chat_session(conversation: api.Conversation, keys: str, history: Path) -> tuple[int, list[str]]:
+    """Type `keys` into run_chat through a pipe; (exit code, every printed block)."""
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    from emsqa.repl import run_chat
+
+    blocks: list[str] = []
+    with create_pipe_input() as pipe:
+        pipe.send_text(keys)
+        code = run_chat(
+            conversation,
+            input=pipe,
+            output=DummyOutput(),
+            history_path=history,
+            color=False,
+            print_fn=blocks.append,
+        )
+    return code, blocks
+
+
+def errors_in(blocks: list[str]) -> list[str]:
+    return [b.strip() for b in blocks if b.strip().startswith(("Error", "Internal error"))]
+
+
+@pytest.mark.parametrize(
+    "argument",
+    ["../../etc/passwd", "/etc/passwd", "~/.bashrc", "1; cat /etc/passwd", "²", "1e3", "-1", "0x1"],
+)
+def test_repl_open_takes_only_a_citation_number(
+    small_index: Index, tmp_path: Path, argument: str
+) -> None:
+    chat = api.Conversation(small_index)
+    code, blocks = chat_session(chat, f"{GOOD_QUESTION}\r:open {argument}\r\x04", tmp_path / "h")
+    assert code == 0
+    (error,) = errors_in(blocks)
+    assert error == f"Error: ':open {argument}' needs a citation number, such as ':open 1'"
+    assert "root:" not in "".join(blocks)
+
+
+def _record_opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every path the corpus loader opens, in order."""
+    import emsqa.corpus
+
+    opened: list[str] = []
+    real_open = open
+
+    def recording_open(file, *args, **kwargs):  # type: ignore[no-untyped-def]
+        opened.append(os.path.realpath(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(emsqa.corpus, "open", recording_open, raising=False)
+    return opened
+
+
+def test_repl_corpus_reads_exactly_the_given_path(
+    small_index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chosen = tmp_path / "chosen"
+    chosen.mkdir()
+    (chosen / "scene.txt").write_text("Scene safety comes before patient care.", "utf-8")
+    (chosen / "notes.md").write_text("# Triage\n\nTriage sorts patients by urgency.", "utf-8")
+    (tmp_path / "secret.txt").write_text("the launch code is 0000", "utf-8")
+    (chosen / ".hidden.txt").write_text("hidden launch code", "utf-8")
+    opened = _record_opened(monkeypatch)
+    chat = api.Conversation(small_index)
+    keys = f":corpus {chosen}\rWhat is the launch code?\r\x04"
+    code, blocks = chat_session(chat, keys, tmp_path / "h")
+    assert code == 0 and not errors_in(blocks)
+    assert set(opened) == {str(chosen / "scene.txt"), str(chosen / "notes.md")}
+    assert chat.index.n_documents == 2
+    assert chat.last is not None and chat.last.abstained
+
+
+@pytest.mark.parametrize(
+    "argument", ["$HOME", "$(touch MARKER)", "`touch MARKER`", "*", "{a,b}", "corpus; touch MARKER"]
+)
+def test_repl_corpus_path_is_not_expanded_by_a_shell(
+    small_index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argument: str
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "corpus").mkdir()
+    (work / "corpus" / "a.txt").write_text("Triage sorts patients by urgency.", "utf-8")
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(work / "corpus"))
+    chat = api.Conversation(small_index)
+    code, blocks = chat_session(chat, f":corpus {argument}\r\x04", tmp_path / "h")
+    assert code == 0
+    (error,) = errors_in(blocks)
+    assert error.startswith("Error: ") and argument in error and "\n" not in error
+    assert chat.index is small_index
+    assert sorted(p.name for p in work.iterdir()) == ["corpus"]
+
+
+CODE_LIKE = [
+    "__import__('os').system('touch MARKER')",
+    "exec(\"open('MARKER', 'w')\")",
+    "$(touch MARKER)",
+    "`touch MARKER`",
+    "{{ ''.__class__.__mro__ }} {0.__class__} %(x)s %s",
+    "!touch MARKER",
+    "; touch MARKER",
+]
+
+
+def test_repl_never_evaluates_input_as_code(
+    small_index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    lines = []
+    for text in CODE_LIKE:
+        lines += [text, f":k {text}", f":open {text}", f":why {text}", f":sources {text}"]
+    chat = api.Conversation(small_index)
+    code, blocks = chat_session(chat, "\r".join(lines) + "\r\x04", tmp_path / "h")
+    assert code == 0
+    assert list(work.iterdir()) == []
+    assert not any(b.strip().startswith("Internal error") for b in blocks), blocks
+    assert chat.k == 3
+    asked = [q for q in chat.history]
+    assert len(asked) == len(CODE_LIKE)  # each was asked as a question, nothing more
+
+
+def test_repl_piped_lines_are_not_code_either(
+    small_index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emsqa.repl import run_lines
+
+    monkeypatch.chdir(tmp_path)
+    out: list[str] = []
+    assert run_lines(api.Conversation(small_index), CODE_LIKE, print_fn=out.append) == 0
+    assert list(tmp_path.iterdir()) == []
+    assert len(out) == len(CODE_LIKE)
+
+
+def test_repl_history_that_fails_to_write_does_not_stop_the_chat(
+    small_index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from prompt_toolkit.history import FileHistory
+
+    def disk_full(self: FileHistory, string: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(FileHistory, "store_string", disk_full)
+    chat = api.Conversation(small_index)
+    keys = f"{GOOD_QUESTION}\rWhat does a non-rebreather mask deliver?\r\x04"
+    code, blocks = chat_session(chat, keys, tmp_path / "history")
+    assert code == 0
+    assert len(chat.history) == 2
+    notices = [b for b in blocks if "History is kept in memory only" in b]
+    assert len(notices) == 1 and "No space left on device" in notices[0]
+
+
+@pytest.mark.parametrize("kind", ["a folder", "under a file", "binary"])
+def test_repl_unusable_history_file_does_not_stop_the_chat(
+    small_index: Index, tmp_path: Path, kind: str
+) -> None:
+    if kind == "a folder":
+        history = tmp_path / "history"
+        history.mkdir()
+    elif kind == "under a file":
+        (tmp_path / "file").write_text("x", "utf-8")
+        history = tmp_path / "file" / "history"
+    else:
+        history = tmp_path / "history"
+        history.write_bytes(b"\x00\x01binary\xff")
+    chat = api.Conversation(small_index)
+    code, blocks = chat_session(chat, f"{GOOD_QUESTION}\r\x04", history)
+    assert code == 0
+    assert chat.last is not None and not chat.last.abstained
+    assert any("History is kept in memory only" in b for b in blocks)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can write read-only files"
+)
+def test_repl_read_only_history_file_does_not_stop_the_chat(
+    small_index: Index, tmp_path: Path
+) -> None:
+    history = tmp_path / "history"
+    history.write_text("", "utf-8")
+    history.chmod(0o400)
+    chat = api.Conversation(small_index)
+    code, _ = chat_session(chat, f"{GOOD_QUESTION}\r\x04", history)
+    assert code == 0 and chat.last is not None
