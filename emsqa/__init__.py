@@ -21,7 +21,6 @@ from emsqa.errors import (
 if TYPE_CHECKING:
     from emsqa.api import Conversation, ask, default_index, open_index, shipped_corpus
     from emsqa.corpus import SUPPORTED_SUFFIXES, corpus_fingerprint, load_documents, load_file
-    from emsqa.evaluate import evaluate, load_testset
     from emsqa.index import Index, IndexSettings
 
 # The question path (api, index) is imported on first use, so `import emsqa.datasets` or the CLI's
@@ -31,8 +30,6 @@ _LAZY = {
     "load_file": "emsqa.corpus",
     "corpus_fingerprint": "emsqa.corpus",
     "SUPPORTED_SUFFIXES": "emsqa.corpus",
-    "evaluate": "emsqa.evaluate",
-    "load_testset": "emsqa.evaluate",
     "Conversation": "emsqa.api",
     "ask": "emsqa.api",
     "default_index": "emsqa.api",
@@ -91,10 +88,8 @@ __all__ = [
     "ask",
     "corpus_fingerprint",
     "default_index",
-    "evaluate",
     "load_documents",
     "load_file",
-    "load_testset",
     "open_index",
     "shipped_corpus",
 ]

@@ -85,6 +85,21 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _cutoffs(text: str) -> tuple[int, ...]:
+    """argparse type: "1,3,5,10" -> (1, 3, 5, 10)."""
+    try:
+        values = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected whole numbers separated by commas, not {text!r}"
+        ) from None
+    if not values or values[0] < 1:
+        raise argparse.ArgumentTypeError(
+            f"cut-offs must be whole numbers of at least 1, not {text!r}"
+        )
+    return values
+
+
 def _source(args: argparse.Namespace) -> Any:
     """What --corpus/--index name: a path to index, a loaded saved index, or None (shipped)."""
     if getattr(args, "index", None):
@@ -192,7 +207,34 @@ def _configure_eval(parser: argparse.ArgumentParser) -> None:
         metavar="FOLDER",
         help="rank documents for a BEIR set (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)",
     )
-    _add_source_options(parser)
+    sources = parser.add_mutually_exclusive_group()
+    sources.add_argument(
+        "--corpus",
+        metavar="PATH",
+        help="a file or folder of documents to index and search (default: the shipped EMS corpus)",
+    )
+    sources.add_argument(
+        "--index", metavar="DIR", help="a saved index folder (made with `emsqa index`)"
+    )
+    parser.add_argument(
+        "-k",
+        type=_cutoffs,
+        default=(1, 3, 5, 10),
+        metavar="K,K,...",
+        help="cut-offs for evidence hit@k and Recall@k (default: 1,3,5,10)",
+    )
+    parser.add_argument(
+        "--answer-k",
+        type=_positive_int,
+        default=3,
+        metavar="N",
+        help="passages each answer may draw on, as `ask -k` (default: 3)",
+    )
+    parser.add_argument(
+        "--failures",
+        action="store_true",
+        help="list every failed question with what was expected and what came back",
+    )
     parser.add_argument(
         "--split",
         metavar="NAME",
@@ -211,7 +253,11 @@ def _configure_eval(parser: argparse.ArgumentParser) -> None:
         help="--beir: documents ranked per query (default: 100)",
     )
     parser.add_argument(
-        "--run", metavar="FILE", help="--beir: also write the ranking as a TREC run file"
+        "--run-out",
+        "--run",
+        dest="run",
+        metavar="FILE",
+        help="--beir: also write the ranking as a TREC run file (for trec_eval, ir-measures, ranx)",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -241,13 +287,15 @@ def _run_eval(args: argparse.Namespace) -> int:
         if args.calibrate:
             report = evaluate.calibrate_threshold(index, questions, split=args.split)
         else:
-            report = evaluate.evaluate(index, questions, k_answer=args.k, split=args.split)
+            report = evaluate.evaluate(
+                index, questions, ks=args.k, k_answer=args.answer_k, split=args.split
+            )
     if args.json:
         import json
 
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
-        print(evaluate.format_report(report))
+        print(evaluate.format_report(report, failures=args.failures))
     return 0
 
 
@@ -258,7 +306,10 @@ def _progress(stream: TextIO) -> Callable[[int, int], None] | None:
         return None
 
     def report(done: int, total: int) -> None:
-        stream.write(f"\r{done:,}/{total:,} queries" + ("\n" if done >= total else ""))
+        width = 30
+        filled = width * done // max(1, total)
+        bar = "#" * filled + "." * (width - filled)
+        stream.write(f"\r[{bar}] {done:,}/{total:,} queries" + ("\n" if done >= total else ""))
         stream.flush()
 
     return report

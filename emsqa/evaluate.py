@@ -686,10 +686,15 @@ def calibrate_threshold(
 # text
 
 
-def format_report(report: EvalReport | BeirReport | CalibrationResult) -> str:
-    """Plain-text tables of a report, for the terminal (no colour, no trailing newline)."""
+def format_report(
+    report: EvalReport | BeirReport | CalibrationResult, *, failures: bool = True
+) -> str:
+    """Plain-text tables of a report, for the terminal (no colour, no trailing newline).
+
+    `failures=False` leaves out the list of failed questions of an EvalReport.
+    """
     if isinstance(report, EvalReport):
-        return _format_eval(report)
+        return _format_eval(report, failures=failures)
     if isinstance(report, BeirReport):
         rows = [
             ("queries", str(report.queries)),
@@ -713,7 +718,7 @@ def format_report(report: EvalReport | BeirReport | CalibrationResult) -> str:
     raise UsageError(f"cannot format a {type(report).__name__}")
 
 
-def _format_eval(report: EvalReport) -> str:
+def _format_eval(report: EvalReport, *, failures: bool) -> str:
     columns: list[tuple[str, Figures]] = [("all", report.overall)]
     if len(report.by_kind) > 1 or (report.by_kind and NO_KIND not in report.by_kind):
         columns += list(report.by_kind.items())
@@ -741,7 +746,9 @@ def _format_eval(report: EvalReport) -> str:
     title = f"emsqa evaluation ({report.overall.questions} questions"
     title += f", split {report.split!r})" if report.split is not None else ")"
     parts = [title, "", _table(("measure", *(name for name, _ in columns)), rows)]
-    if report.failures:
+    if report.failures and not failures:
+        parts += ["", f"{len(report.failures)} questions failed (list them with --failures)."]
+    elif report.failures:
         parts += ["", f"failures ({len(report.failures)}):"]
         for f in report.failures:
             expected = " | ".join(f.expected) if f.expected else "(abstain)"

@@ -348,6 +348,14 @@ def test_eval_on_a_question_set(
     code, text, _ = run(capsys, "eval", str(testset), "--corpus", str(corpus))
     assert code == 0 and "answer accuracy" in text
 
+    assert "failed (list them with --failures)" in text or "failures (" not in text
+    code, text, _ = run(capsys, "eval", str(testset), "--corpus", str(corpus), "--failures")
+    assert code == 0 and ("failures (" in text) == (right < 2)
+    code, out, _ = run(capsys, "eval", str(testset), "--corpus", str(corpus), "-k", "2,1", "--json")
+    assert code == 0 and json.loads(out)["ks"] == [1, 2]
+    code, _, err = run(capsys, "eval", str(testset), "-k", "0,x")
+    assert code == 2 and "whole numbers" in err
+
     testset.write_text('{"id": "b1", "question": 5}\n', encoding="utf-8")
     code, out, err = run(capsys, "eval", str(testset), "--corpus", str(corpus))
     assert code == 1 and out == ""
@@ -370,7 +378,7 @@ def test_eval_on_a_beir_folder_writes_a_run(
     (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
     run_file = tmp_path / "out.run"
     code, out, err = run(
-        capsys, "eval", "--beir", str(beir), "--run", str(run_file), "--depth", "2", "--json"
+        capsys, "eval", "--beir", str(beir), "--run-out", str(run_file), "--depth", "2", "--json"
     )
     assert code == 0, err
     report = json.loads(out)
