@@ -316,7 +316,9 @@ def test_medquad_counts() -> None:
     with gzip.open(folder / "corpus.jsonl.gz", "rt", encoding="utf-8") as fh:
         raw_ids = [json.loads(line)["_id"] for line in fh]
     if len(set(raw_ids)) != len(raw_ids):
-        # load_beir rejects such a corpus on purpose (see the duplicate-id tests above).
+        # load_beir rejects such a corpus on purpose, naming the file and the line.
+        with pytest.raises(CorpusError, match=r"corpus\.jsonl\.gz line \d+: duplicate _id"):
+            load_beir(folder)
         pytest.skip(
             f"shared MedQuAD BEIR files have non-unique ids ({len(raw_ids)} rows, "
             f"{len(set(raw_ids))} distinct), so their qrels are ambiguous; regenerate them"
