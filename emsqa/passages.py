@@ -68,7 +68,9 @@ _BULLET = re.compile(rf"{_HSPACE}*(?:[-*+•‣◦▪▫·●○■□–—]|\d
 _OPENERS = "\"'“‘«([{¿¡"
 _CLOSERS = "\"'”’»)]}"
 # Terminal punctuation, then closing quotes/brackets, then whitespace: a candidate sentence end.
-_END = re.compile(r"[.!?…][.!?…]*[\"'”’»)\]}]*(?=\s)")  # one class first: sre scans faster
+# It starts with a plain class so sre scans fast; the look-behind only admits the first mark of a
+# run, which keeps "......" (no whitespace) linear instead of quadratic.
+_END = re.compile(r"[.!?…](?<![.!?…].)[.!?…]*[\"'”’»)\]}]*(?=\s)")
 # The whitespace and opening quotes/brackets between a candidate end and the next word.
 _GAP = re.compile(r"\s+[\"'“‘«(\[{¿¡]*")
 # Lower-case words that still start sentences: mRNA, pH, siRNA, eGFR.

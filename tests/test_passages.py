@@ -6,6 +6,7 @@ import dataclasses
 import gzip
 import itertools
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -400,9 +401,10 @@ def test_scifact_abstracts_split_like_their_published_sentences() -> None:
     if not corpus.exists():
         pytest.skip(f"shared SciFact data not found at {SCIFACT}")
     with gzip.open(corpus, "rt", encoding="utf-8") as fh:
-        rows = [json.loads(line) for line in itertools.islice(fh, 1000)]
+        rows = [json.loads(line) for line in itertools.islice(fh, 500)]
     with gzip.open(SCIFACT / "sentences.jsonl.gz", "rt", encoding="utf-8") as fh:
-        gold = {r["_id"]: r["sentences"] for r in map(json.loads, fh)}
+        wanted = {row["_id"] for row in rows}
+        gold = {r["_id"]: r["sentences"] for r in map(json.loads, fh) if r["_id"] in wanted}
     hits = found = expected = 0
     for row in rows:
         doc = Document(id=row["_id"], title=row["title"], text=row["text"])
@@ -420,4 +422,13 @@ def test_scifact_abstracts_split_like_their_published_sentences() -> None:
         ours = {int(visible[b - 1]) for _, b in split_sentences(doc.text)[:-1]}
         hits, found, expected = hits + len(ours & theirs), found + len(ours), expected + len(theirs)
     precision, recall = hits / found, hits / expected
-    assert precision >= 0.99 and recall >= 0.95, (precision, recall)
+    assert precision >= 0.99 and recall >= 0.98, (precision, recall)
+
+
+@pytest.mark.parametrize("run", ["." * 100_000, "!?" * 50_000, "." + '"' * 100_000, "…" * 100_000])
+def test_long_runs_of_punctuation_take_linear_time(run: str) -> None:
+    # A backtracking pattern takes minutes on these; the linear one takes milliseconds.
+    started = time.process_time()
+    spans = split_sentences(f"Before it. {run} After it.")
+    assert time.process_time() - started < 2.0
+    assert len(spans) >= 2
