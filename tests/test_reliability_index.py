@@ -581,3 +581,37 @@ def test_save_killed_at_random_moments_leaves_a_loadable_index(
     big.save(target)
     assert [p.name for p in target.iterdir() if "data-" in p.name] == [manifest_of(target)["data"]]
     assert Index.load(target).n_documents == big.n_documents
+
+
+def test_save_failing_midway_keeps_the_old_index(
+    built: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import emsqa.store
+    from emsqa.errors import IndexWriteError
+
+    target = built.save(tmp_path / "idx")
+    before = manifest_of(target)
+    bigger = Index.build([*DOCUMENTS, *synthetic_documents(20)], name="bigger")
+    real_save = np.save
+    calls = {"n": 0}
+
+    def disk_fills_up(file: Any, arr: Any, *args: Any, **kwargs: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(file, arr, *args, **kwargs)
+
+    monkeypatch.setattr(emsqa.store.np, "save", disk_fills_up)
+    with pytest.raises(IndexWriteError, match="No space left on device") as info:
+        bigger.save(target)
+    assert str(target) in str(info.value)
+    monkeypatch.undo()
+    assert manifest_of(target) == before
+    assert assert_loads_and_answers(target).n_documents == built.n_documents
+    bigger.save(target)  # the next save succeeds and sweeps the abandoned partial folder
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        [MANIFEST, manifest_of(target)["data"]]
+    )
+    assert Index.load(target).n_documents == bigger.n_documents
