@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from emsqa.api import Conversation, ask, default_index, open_index, shipped_corpus
     from emsqa.corpus import SUPPORTED_SUFFIXES, corpus_fingerprint, load_documents, load_file
     from emsqa.index import Index, IndexSettings
+    from emsqa.passages import SplitSettings, split_document, split_documents, split_sentences
 
 # The question path (api, index) is imported on first use, so `import emsqa.datasets` or the CLI's
 # argument parsing do not pay for it.
@@ -30,6 +31,10 @@ _LAZY = {
     "load_file": "emsqa.corpus",
     "corpus_fingerprint": "emsqa.corpus",
     "SUPPORTED_SUFFIXES": "emsqa.corpus",
+    "SplitSettings": "emsqa.passages",
+    "split_document": "emsqa.passages",
+    "split_documents": "emsqa.passages",
+    "split_sentences": "emsqa.passages",
     "Conversation": "emsqa.api",
     "ask": "emsqa.api",
     "default_index": "emsqa.api",
@@ -82,6 +87,7 @@ __all__ = [
     "Query",
     "QuestionError",
     "Section",
+    "SplitSettings",
     "TestSetError",
     "UsageError",
     "__version__",
@@ -92,4 +98,7 @@ __all__ = [
     "load_file",
     "open_index",
     "shipped_corpus",
+    "split_document",
+    "split_documents",
+    "split_sentences",
 ]
