@@ -1,0 +1,129 @@
+"""The Python front door: ask(), Conversation and follow-ups, small talk, abstention, the cache."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+import emsqa
+from emsqa import Conversation, Index
+from emsqa.api import shipped_corpus
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Index:
+    return Index.build(shipped_corpus())
+
+
+def test_public_names_resolve() -> None:
+    for name in emsqa.__all__:
+        assert getattr(emsqa, name) is not None
+
+
+def test_answer_cites_in_order_and_only_what_it_cites(shipped: Index) -> None:
+    answer = emsqa.ask("Can an EMT start an IV?", corpus=shipped)
+    assert not answer.abstained and answer.citations
+    markers = [int(n) for n in re.findall(r"\[(\d+)\]", answer.text)]
+    first_seen = list(dict.fromkeys(markers))
+    assert first_seen == list(range(1, len(first_seen) + 1))  # numbered by first appearance
+    assert [c.n for c in answer.citations] == first_seen  # every citation is cited, none extra
+    for s in answer.sentences:  # each sentence lies inside the passage it cites
+        p = answer.citations[s.citation - 1].passage
+        assert p.start <= s.start < s.end <= p.end
+    assert "IV" in answer.text
+
+
+def test_comparison_covers_both_sides(shipped: Index) -> None:
+    answer = shipped.ask("BLS vs ALS")
+    text = answer.text.lower()
+    assert "basic life support" in text or "bls is" in text
+    assert "als adds" in text or "advanced life support" in text
+    assert len(answer.sentences) >= 2
+
+
+def test_unanswerable_question_abstains_with_reason_and_reading(shipped: Index) -> None:
+    answer = shipped.ask("How much do paramedics earn in Texas?")
+    assert answer.abstained and answer.kind == "abstain"
+    assert answer.text == "I could not find this in the corpus."
+    assert "texas" in answer.reason.lower()
+    assert answer.related and not answer.citations
+    assert answer.to_dict()["citations"] == []
+
+
+def test_follow_up_with_a_pronoun_takes_the_earlier_subject(shipped: Index) -> None:
+    chat = Conversation(shipped)
+    chat.ask("What is an EMT?")
+    answer = chat.ask("What training do they need?")
+    assert "emt" in [w.lower() for w in answer.query.carried]
+    assert not answer.abstained
+    assert any(
+        "train" in c.passage.text.lower() or "course" in c.passage.text.lower()
+        for c in answer.citations
+    )
+
+
+def test_follow_up_naming_a_new_role_replaces_the_old_one(shipped: Index) -> None:
+    chat = Conversation(shipped)
+    chat.ask("How long is an EMT course?")
+    answer = chat.ask("And what about paramedics?")
+    carried = [w.lower() for w in answer.query.carried]
+    assert "emt" not in carried and "course" in carried
+    assert "1,200" in answer.text  # the paramedic course length, not the EMT one
+    # the same through the function API with an explicit history
+    again = emsqa.ask(
+        "And what about paramedics?", corpus=shipped, history=["How long is an EMT course?"]
+    )
+    assert again.to_dict() == answer.to_dict()
+
+
+def test_without_history_a_follow_up_is_just_a_question(shipped: Index) -> None:
+    answer = shipped.ask("And what about paramedics?")
+    assert answer.query.carried == ()
+
+
+def test_small_talk_needs_no_search_and_is_not_history(shipped: Index) -> None:
+    chat = Conversation(shipped)
+    for text in ("hello", "Thanks!", "help"):
+        reply = chat.ask(text)
+        assert reply.kind == "smalltalk" and not reply.citations and not reply.abstained
+    assert chat.history == ()
+    chat.ask("What is ROSC?")
+    assert chat.history == ("What is ROSC?",)
+    chat.reset()
+    assert chat.history == () and chat.last is None
+
+
+def test_k_is_validated(shipped: Index) -> None:
+    with pytest.raises(emsqa.UsageError):
+        shipped.ask("What is an EMT?", k=0)
+
+
+def _run(code: str, cache: str) -> str:
+    env = {**os.environ, "XDG_CACHE_HOME": cache}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    return out.stdout.strip()
+
+
+def test_shipped_index_is_cached_and_reused_without_sklearn(tmp_path) -> None:
+    code = (
+        "import sys, emsqa\n"
+        "a = emsqa.ask('What does ROSC stand for?')\n"
+        "assert a.citations\n"
+        "print('sklearn' in sys.modules)\n"
+    )
+    assert (
+        _run(
+            "import sys, emsqa; print(any(m.split('.')[0] in ('sklearn', 'scipy', 'prompt_toolkit') for m in sys.modules))",
+            str(tmp_path),
+        )
+        == "False"
+    )
+    assert _run(code, str(tmp_path)) == "True"  # first use builds (with scikit-learn) and caches
+    assert _run(code, str(tmp_path)) == "False"  # later starts load the cached arrays
+    assert list((tmp_path / "emsqa").glob("shipped-*/manifest.json"))
