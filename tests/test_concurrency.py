@@ -61,7 +61,7 @@ def test_eight_threads_give_the_serial_answers(saved_shipped: Path) -> None:
     assert [t for t, _ in threaded] == serial
     for (_, texts), expected in zip(threaded, serial, strict=True):
         assert texts == [c["text"] for c in expected["citations"]]
-    assert sum(not a["abstained"] for a in serial) > 500  # the comparison covered real answers
+    assert sum(not a["abstained"] for a in serial) > len(questions) // 3  # real answers compared
 
 
 def test_threads_share_one_conversation_free_search(saved_shipped: Path) -> None:
