@@ -66,7 +66,8 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_source_options(parser: argparse.ArgumentParser) -> None:
+def _add_source_options(parser: argparse.ArgumentParser, *, passages_k: bool = True) -> None:
+    """--corpus | --index, and (for ask/chat) -k N passages to draw on."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "--corpus",
@@ -76,6 +77,8 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--index", metavar="DIR", help="a saved index folder (made with `emsqa index`)"
     )
+    if not passages_k:
+        return
     parser.add_argument(
         "-k",
         type=_positive_int,
@@ -207,15 +210,7 @@ def _configure_eval(parser: argparse.ArgumentParser) -> None:
         metavar="FOLDER",
         help="rank documents for a BEIR set (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)",
     )
-    sources = parser.add_mutually_exclusive_group()
-    sources.add_argument(
-        "--corpus",
-        metavar="PATH",
-        help="a file or folder of documents to index and search (default: the shipped EMS corpus)",
-    )
-    sources.add_argument(
-        "--index", metavar="DIR", help="a saved index folder (made with `emsqa index`)"
-    )
+    _add_source_options(parser, passages_k=False)
     parser.add_argument(
         "-k",
         type=_cutoffs,

@@ -37,7 +37,7 @@ import numpy as np
 
 from emsqa.datatypes import Answer, Hit
 from emsqa.errors import TestSetError, UsageError
-from emsqa.metrics import Run, mean_over, mrr_at, ndcg_at, recall_at
+from emsqa.metrics import Run, mean_over, mrr_at, ndcg_at, recall_at, text_lines
 
 if TYPE_CHECKING:
     from emsqa.datasets import BeirSet
@@ -113,17 +113,11 @@ class TestQuestion:
 def load_testset(path: str | Path) -> list[TestQuestion]:
     """Read a JSON Lines test set; a malformed line raises TestSetError naming file:line."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise TestSetError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TestSetError(f"{path}: cannot be read ({exc})") from None
     questions: list[TestQuestion] = []
     first_line: dict[str, int] = {}
-    for lineno, line in enumerate(text.split("\n"), start=1):
+    for lineno, line in text_lines(path):
         stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
+        if stripped.startswith("#"):
             continue
         where = f"{path}:{lineno}"
         try:

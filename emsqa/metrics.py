@@ -161,7 +161,7 @@ def read_qrels(path: str | Path) -> Qrels:
     path = Path(path)
     qrels: Qrels = {}
     first = True
-    for lineno, line in _lines(path):
+    for lineno, line in text_lines(path):
         if first:
             first = False
             if tuple(f.strip().lower() for f in line.split("\t")) == _BEIR_HEADER:
@@ -230,7 +230,7 @@ def read_trec_run(path: str | Path) -> Run:
     """Read a TREC run file (`qid Q0 docid rank score tag`) into a Run; ranks are ignored."""
     path = Path(path)
     run: Run = {}
-    for lineno, line in _lines(path):
+    for lineno, line in text_lines(path):
         fields = line.split()
         if len(fields) != 6:
             raise TestSetError(
@@ -249,8 +249,11 @@ def read_trec_run(path: str | Path) -> Run:
     return run
 
 
-def _lines(path: Path) -> Iterable[tuple[int, str]]:
-    """Non-blank lines of a text file with their 1-based numbers, line ends stripped."""
+def text_lines(path: Path) -> Iterable[tuple[int, str]]:
+    """Non-blank lines of a text file with their 1-based numbers, line ends stripped.
+
+    A missing or unreadable file raises TestSetError naming it (qrels, runs and test sets share this).
+    """
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
