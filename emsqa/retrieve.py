@@ -194,6 +194,50 @@ def _edit_distance(a: str, b: str, limit: int) -> int:
     return prev[-1]
 
 
+def _letter_bins(codes: np.ndarray) -> np.ndarray:
+    """Bin of each code point: a-z are 0..25, anything else shares bin 26."""
+    return np.where((codes >= 97) & (codes <= 122), codes - 97, 26)
+
+
+def _word_table(store: Store) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first code point, length, letter counts) of store.words, built once per store."""
+    table = store.cache.get("word_table")
+    if table is None:
+        words = store.words
+        lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+        codes = np.frombuffer("".join(words).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        starts = np.zeros(len(words), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=starts[1:])
+        counts = np.zeros((len(words), 27), dtype=np.int16)
+        if len(codes):
+            np.add.at(counts, (np.repeat(np.arange(len(words)), lengths), _letter_bins(codes)), 1)
+        first = codes[starts] if len(codes) else np.zeros(0, dtype=np.int64)
+        table = store.cache["word_table"] = (first, lengths, counts)
+    return table
+
+
+def _near_words(store: Store, tok: str, limit: int) -> list[str]:
+    """store.words (in order) that share tok's first letter and may lie within `limit` edits of it.
+
+    A cheap lower bound filters them: each edit changes the multiset of letters by at most one, so
+    a word whose letter counts differ from tok's by more than `limit` either way is too far.
+    """
+    if not store.words:
+        return []
+    first, lengths, counts = _word_table(store)
+    mask = (first == ord(tok[0])) & (np.abs(lengths - len(tok)) <= limit)
+    rows = np.flatnonzero(mask)
+    if not len(rows):
+        return []
+    mine = np.zeros(27, dtype=np.int16)
+    np.add.at(mine, _letter_bins(np.array([ord(c) for c in tok], dtype=np.int64)), 1)
+    diff = counts[rows] - mine
+    bag = np.maximum(
+        np.where(diff > 0, diff, 0).sum(axis=1), np.where(diff < 0, -diff, 0).sum(axis=1)
+    )
+    return [store.words[i] for i in rows[bag <= limit].tolist()]
+
+
 def _corrections(store: Store, analyzer: Analyzer, topic: str) -> list[tuple[str, str]]:
     """(typo, corpus word) for question words the index does not know but a corpus word is one edit
     away from (two for words of eight letters or more). The first letter must agree."""
@@ -211,8 +255,8 @@ def _corrections(store: Store, analyzer: Analyzer, topic: str) -> list[tuple[str
             continue
         limit = 2 if len(tok) >= 8 else 1
         best, best_d = "", limit + 1
-        for word in store.words:
-            if word[0] == tok[0] and abs(len(word) - len(tok)) <= limit and word != tok:
+        for word in _near_words(store, tok, limit):
+            if word != tok:
                 d = _edit_distance(tok, word, limit)
                 if d < best_d:
                     best, best_d = word, d
@@ -324,6 +368,10 @@ def prepare(
     if carried:
         acc.add(carried, carry_weight if carry_weight < 1 else 0.999)
     acc.raise_to(cues, CUE_WEIGHT)
+    if store.settings.bigram_weight != 1:  # word pairs as a light bonus, not a second vote
+        for t in acc.weights:
+            if " " in t:
+                acc.weights[t] *= store.settings.bigram_weight
     terms = tuple(t for t in acc.weights if acc.weights[t] > 0)
     ids = store.lookup(terms)
     idf_max = float(math.log(1 + store.n_passages) + 1)
@@ -373,35 +421,21 @@ def score_candidates(store: Store, pq: PreparedQuery) -> tuple[np.ndarray, np.nd
     if not len(ids):
         return np.empty(0, dtype=np.int64), np.empty(0)
     ptr, pidx, pw = store.post_ptr, store.post_idx, store.post_w
-    idx_parts, w_parts = [], []
-    for t, qw in zip(ids.tolist(), w.tolist(), strict=True):
-        a, b = int(ptr[t]), int(ptr[t + 1])
-        idx_parts.append(pidx[a:b])
-        w_parts.append(pw[a:b] * qw)
-    idx = np.concatenate(idx_parts)
-    vals = np.concatenate(w_parts)
+    starts, ends = ptr[ids].tolist(), ptr[ids + 1].tolist()
+    idx = np.concatenate([pidx[a:b] for a, b in zip(starts, ends, strict=True)])
+    # float64 products summed in term order: the batch path (a sparse product) gives the same bits
+    vals = np.concatenate([pw[a:b] for a, b in zip(starts, ends, strict=True)]) * np.repeat(
+        w, np.subtract(ends, starts)
+    )
     n = store.n_passages
     if len(idx) * 16 < n:  # few postings: sort them instead of touching every passage
         cands, inverse = np.unique(idx, return_inverse=True)
         scores = np.bincount(inverse, weights=vals)
     else:
         full = np.bincount(idx, weights=vals, minlength=n)
-        cands = np.flatnonzero(full)
+        cands = np.flatnonzero(full != 0)  # on booleans: numpy's nonzero of floats is far slower
         scores = full[cands]
     return cands.astype(np.int64), scores
-
-
-def _overlaps(store: Store, i: int, kept: list[int]) -> bool:
-    """Whether passage i mostly repeats a kept passage of the same document (more than half of the
-    shorter one). Neighbouring windows sharing their one overlap sentence are both worth showing."""
-    for j in kept:
-        if store.p_doc[i] != store.p_doc[j]:
-            continue
-        shared = min(store.p_end[i], store.p_end[j]) - max(store.p_start[i], store.p_start[j])
-        shorter = min(store.p_end[i] - store.p_start[i], store.p_end[j] - store.p_start[j])
-        if shared > 0.5 * shorter:
-            return True
-    return False
 
 
 def search(store: Store, pq: PreparedQuery, k: int = 10, *, collapse: bool = True) -> list[Hit]:
@@ -409,25 +443,43 @@ def search(store: Store, pq: PreparedQuery, k: int = 10, *, collapse: bool = Tru
     if k <= 0:
         return []
     cands, scores = score_candidates(store, pq)
-    if not len(cands):
+    return _rank(store, cands, scores, k, collapse)
+
+
+def _rank(
+    store: Store, cands: np.ndarray, scores: np.ndarray, k: int, collapse: bool = True
+) -> list[Hit]:
+    """Hits for the best `k` of (cands, scores): by score, then passage number; windows collapsed."""
+    if k <= 0 or not len(cands):
         return []
     want = min(len(cands), k * 3 + 8 if collapse else k)
     top = np.argpartition(-scores, want - 1)[:want] if want < len(cands) else np.arange(len(cands))
     order = top[np.lexsort((cands[top], -scores[top]))]
-    kept: list[int] = []
+    numbers = cands[order]
+    top_scores = scores[order].tolist()
+    docs = store.p_doc[numbers].tolist()
+    spans = list(zip(store.p_start[numbers].tolist(), store.p_end[numbers].tolist(), strict=True))
+    kept: list[int] = []  # positions in `numbers` of the passages shown
     seen_text: set[int] = set()
     hits: list[Hit] = []
-    for o in order.tolist():
-        i = int(cands[o])
+    for o, i in enumerate(numbers.tolist()):
         if collapse:
-            if _overlaps(store, i, kept):
+            # skip a window that mostly repeats a kept one of the same document (more than half
+            # of the shorter); neighbours sharing their one overlap sentence are both worth showing
+            (s0, e0), d = spans[o], docs[o]
+            if any(
+                docs[j] == d
+                and min(e0, spans[j][1]) - max(s0, spans[j][0])
+                > 0.5 * min(e0 - s0, spans[j][1] - spans[j][0])
+                for j in kept
+            ):
                 continue
-            text_key = hash(store.p_text[i])
+            text_key = hash(store.p_text.raw(i))
             if text_key in seen_text:
                 continue
             seen_text.add(text_key)
-        kept.append(i)
-        hits.append(Hit(passage=store.passage(i), score=float(scores[o]), rank=len(hits) + 1))
+        kept.append(o)
+        hits.append(Hit(passage=store.passage(i), score=top_scores[o], rank=len(hits) + 1))
         if len(hits) == k:
             break
     return hits

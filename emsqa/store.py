@@ -26,6 +26,7 @@ import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ class IndexSettings:
     b: float = 0.75
     stem: bool = True
     bigrams: bool = True
+    bigram_weight: float = 1.0  # a question's bigrams weigh this much beside its words (0..1)
     title_weight: int = 1
     section_weight: int = 2
     target_words: int = 80
@@ -73,6 +75,8 @@ class IndexSettings:
             raise UsageError(f"weighting must be 'bm25' or 'tfidf', not {self.weighting!r}")
         if not (0 <= self.b <= 1) or self.k1 < 0:
             raise UsageError(f"k1 must be >= 0 and b within 0..1 (got k1={self.k1}, b={self.b})")
+        if not (0 <= self.bigram_weight <= 1):
+            raise UsageError(f"bigram_weight must be within 0..1, not {self.bigram_weight}")
         if self.title_weight < 0 or self.section_weight < 0:
             raise UsageError("title_weight and section_weight must be >= 0")
 
@@ -85,7 +89,13 @@ class IndexSettings:
         return cls(**raw)
 
     def analyzer(self) -> Analyzer:
-        return Analyzer(stem=self.stem, bigrams=self.bigrams)
+        """The analyzer of these settings: one shared instance, so its stem cache serves every question."""
+        return _shared_analyzer(self.stem, self.bigrams)
+
+
+@lru_cache(maxsize=8)
+def _shared_analyzer(stem: bool, bigrams: bool) -> Analyzer:
+    return Analyzer(stem=stem, bigrams=bigrams)
 
 
 class StringTable:
@@ -106,9 +116,12 @@ class StringTable:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    def raw(self, i: int) -> bytes:
+        """String `i` as its UTF-8 bytes."""
+        return self.blob[self.offsets.item(i) : self.offsets.item(i + 1)].tobytes()
+
     def __getitem__(self, i: int) -> str:
-        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
-        return self.blob[a:b].tobytes().decode("utf-8")
+        return self.raw(i).decode("utf-8")
 
 
 def hash_terms(terms: Sequence[str]) -> np.ndarray:
@@ -147,6 +160,8 @@ class Store:
     name: str = ""
     fingerprint: str = ""
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # derived lookup tables built on first use (e.g. the spelling-correction word table)
+    cache: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_passages(self) -> int:
@@ -172,18 +187,24 @@ class Store:
 
     def passage(self, i: int) -> Passage:
         """Passage number `i` as a Passage object."""
-        d = int(self.p_doc[i])
-        doc_id = self.doc_ids[d]
-        ordinal = int(self.p_ordinal[i])
+        d = self.p_doc.item(i)
+        docs = self.cache.setdefault("documents", {})  # decoded once per document shown
+        doc = docs.get(d)
+        if doc is None:
+            if len(docs) >= 100_000:
+                docs.clear()
+            doc = docs[d] = (self.doc_ids[d], self.doc_titles[d], self.doc_sources[d])
+        doc_id, title, source = doc
+        ordinal = self.p_ordinal.item(i)
         return Passage(
             id=f"{doc_id}#{ordinal}",
             doc_id=doc_id,
-            title=self.doc_titles[d],
-            section=self.sections[int(self.p_section[i])],
-            source=self.doc_sources[d],
+            title=title,
+            section=self.sections[self.p_section.item(i)],
+            source=source,
             text=self.p_text[i],
-            start=int(self.p_start[i]),
-            end=int(self.p_end[i]),
+            start=self.p_start.item(i),
+            end=self.p_end.item(i),
             ordinal=ordinal,
         )
 
@@ -222,7 +243,7 @@ def build_store(
     from scipy import sparse
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    analyzer = settings.analyzer()
+    analyzer = Analyzer(stem=settings.stem, bigrams=settings.bigrams)  # own stem cache, freed after
     if analyze is None:
         term_lists = [
             analyzer.fields(
