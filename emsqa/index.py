@@ -21,7 +21,7 @@ from emsqa.answer import ABSTAIN_BELOW, compose, smalltalk
 from emsqa.datatypes import Answer, Document, Hit, Passage, Query
 from emsqa.errors import IndexStateError, UsageError
 from emsqa.passages import split_documents
-from emsqa.retrieve import PreparedQuery, explain, prepare, search
+from emsqa.retrieve import PreparedQuery, explain, prepare, search, search_many
 from emsqa.store import IndexSettings, Store, build_store, load_store, save_store
 from emsqa.text import Lexicon, load_lexicon
 
@@ -186,9 +186,9 @@ class Index:
         return search(self._store(), self.prepare(question, history=history), k)
 
     def search_many(self, questions: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        """search() for many questions at once."""
+        """search() for many questions at once (scored together: one sparse product per chunk)."""
         store, lexicon = self._store(), self._lexicon()
-        return [search(store, prepare(store, q, lexicon=lexicon), k) for q in questions]
+        return search_many(store, [prepare(store, q, lexicon=lexicon) for q in questions], k)
 
     def ask(
         self,

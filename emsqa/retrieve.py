@@ -30,6 +30,7 @@ __all__ = [
     "explain",
     "prepare",
     "search",
+    "search_many",
 ]
 
 MAX_QUESTION_CHARS = 2000
@@ -446,6 +447,73 @@ def search(store: Store, pq: PreparedQuery, k: int = 10, *, collapse: bool = Tru
     return _rank(store, cands, scores, k, collapse)
 
 
+BATCH_POSTINGS = 4_000_000  # postings gathered per chunk of a batch (bounds its memory)
+
+
+def search_many(
+    store: Store, pqs: Sequence[PreparedQuery], k: int = 10, *, collapse: bool = True
+) -> list[list[Hit]]:
+    """search() for many prepared questions: one sparse product per chunk of questions.
+
+    Each chunk gathers the postings of the terms its questions use and multiplies them by the
+    questions' weights (scipy, imported here only: the single-question path stays numpy). Products
+    are float64 and each passage sums its terms in question order, as in score_candidates, so
+    the hits equal search()'s exactly.
+    """
+    from scipy import sparse
+
+    weights = [_query_weights(store, pq) for pq in pqs]
+    ptr = store.post_ptr
+    out: list[list[Hit]] = []
+    begin = 0
+    while begin < len(pqs):
+        # a chunk: questions until their postings (counted with repeats) reach BATCH_POSTINGS
+        end, load = begin, 0
+        while end < len(pqs) and (end == begin or load < BATCH_POSTINGS):
+            ids = weights[end][0]
+            load += int((ptr[ids + 1] - ptr[ids]).sum())
+            end += 1
+        chunk = weights[begin:end]
+        terms = np.unique(np.concatenate([ids for ids, _ in chunk] + [np.empty(0, np.int64)]))
+        starts, ends = ptr[terms], ptr[terms + 1]
+        counts = ends - starts
+        sub_ptr = np.zeros(len(terms) + 1, dtype=np.int64)
+        np.cumsum(counts, out=sub_ptr[1:])
+        spans = list(zip(starts.tolist(), ends.tolist(), strict=True))
+        empty_i, empty_w = np.empty(0, store.post_idx.dtype), np.empty(0, store.post_w.dtype)
+        postings = sparse.csr_matrix(
+            (
+                np.concatenate([store.post_w[a:b] for a, b in spans] + [empty_w]).astype(
+                    np.float64
+                ),
+                np.concatenate([store.post_idx[a:b] for a, b in spans] + [empty_i]).astype(
+                    np.int64
+                ),
+                sub_ptr,
+            ),
+            shape=(len(terms), store.n_passages),
+        )
+        q_ptr = np.zeros(len(chunk) + 1, dtype=np.int64)
+        np.cumsum([len(ids) for ids, _ in chunk], out=q_ptr[1:])
+        questions = sparse.csr_matrix(
+            (
+                np.concatenate([w for _, w in chunk] + [np.empty(0)]),
+                np.searchsorted(
+                    terms, np.concatenate([ids for ids, _ in chunk] + [np.empty(0, np.int64)])
+                ),
+                q_ptr,
+            ),
+            shape=(len(chunk), len(terms)),
+        )
+        scores = (questions @ postings).tocsr()
+        bounds = scores.indptr.tolist()
+        for r in range(len(chunk)):
+            a, b = bounds[r], bounds[r + 1]
+            out.append(_rank(store, scores.indices[a:b], scores.data[a:b], k, collapse))
+        begin = end
+    return out
+
+
 def _rank(
     store: Store, cands: np.ndarray, scores: np.ndarray, k: int, collapse: bool = True
 ) -> list[Hit]:
@@ -453,8 +521,14 @@ def _rank(
     if k <= 0 or not len(cands):
         return []
     want = min(len(cands), k * 3 + 8 if collapse else k)
-    top = np.argpartition(-scores, want - 1)[:want] if want < len(cands) else np.arange(len(cands))
-    order = top[np.lexsort((cands[top], -scores[top]))]
+    if want < len(cands):
+        # every candidate scoring at least the want-th best, so ties are broken by passage number
+        # whatever order the candidates come in (the batch path gives them unsorted)
+        cut = len(scores) - want
+        top = np.flatnonzero(scores >= np.partition(scores, cut)[cut])
+    else:
+        top = np.arange(len(cands))
+    order = top[np.lexsort((cands[top], -scores[top]))][:want]
     numbers = cands[order]
     top_scores = scores[order].tolist()
     docs = store.p_doc[numbers].tolist()

@@ -179,11 +179,20 @@ class Store:
         """Term numbers of `terms` (-1 where a term is not in the index)."""
         if not terms or not self.n_terms:
             return np.full(len(terms), -1, dtype=np.int64)
-        h = hash_terms(terms)
-        pos = np.searchsorted(self.term_hash, h)
-        pos[pos >= self.n_terms] = 0
-        found = self.term_hash[pos] == h
-        return np.where(found, pos, -1)
+        known: dict[str, int] = self.cache.setdefault("term_ids", {})  # terms asked before
+        ids = {t: known.get(t) for t in terms}
+        missing = [t for t, i in ids.items() if i is None]
+        if missing:
+            h = hash_terms(missing)
+            pos = np.searchsorted(self.term_hash, h)
+            pos[pos >= self.n_terms] = 0
+            found = np.where(self.term_hash[pos] == h, pos, -1).tolist()
+            fresh = dict(zip(missing, found, strict=True))
+            ids.update(fresh)
+            if len(known) > 200_000:
+                known.clear()
+            known.update(fresh)
+        return np.array([ids[t] for t in terms], dtype=np.int64)
 
     def passage(self, i: int) -> Passage:
         """Passage number `i` as a Passage object."""

@@ -1,0 +1,87 @@
+"""The fast paths give the plain paths' results: batch search, spelling-correction prefilter, caches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emsqa import retrieve
+from emsqa.datatypes import Document
+from emsqa.index import Index
+from emsqa.retrieve import _edit_distance, prepare, search, search_many
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Index:
+    return Index.build(REPO / "corpus")
+
+
+def _questions() -> list[str]:
+    lines = (REPO / "tests" / "data" / "ems_questions.jsonl").read_text("utf-8").splitlines()
+    return [json.loads(line)["question"] for line in lines if line.startswith("{")]
+
+
+def test_batch_search_equals_one_by_one(shipped: Index) -> None:
+    questions = [*_questions(), "", "zzzz qqqq", "patient", "Can an EMT give aspirin?"]
+    serial = [shipped.search(q, k=7) for q in questions]
+    assert sum(map(len, serial)) > len(questions)  # most questions find something
+    assert shipped.search_many(questions, k=7) == serial  # same passages, same float scores
+
+
+def test_batch_search_in_many_small_chunks_is_unchanged(
+    shipped: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    questions = _questions()[:40]
+    whole = shipped.search_many(questions, k=5)
+    monkeypatch.setattr(retrieve, "BATCH_POSTINGS", 1)  # one question per chunk
+    assert shipped.search_many(questions, k=5) == whole
+    assert shipped.search_many([], k=5) == []
+
+
+def test_ties_are_broken_by_passage_number_on_both_paths() -> None:
+    # 60 documents scoring exactly alike for "ventricular": only the first ones may be returned
+    docs = [
+        Document(id=f"d{i:02d}", title="", text=f"Ventricular rhythm note {i}.") for i in range(60)
+    ]
+    index = Index.build(docs, bigrams=False)
+    store = index.store_
+    assert store is not None
+    pq = prepare(store, "ventricular")
+    for k in (1, 3, 10):
+        hits = search(store, pq, k)
+        assert [h.passage.doc_id for h in hits] == [f"d{i:02d}" for i in range(k)]
+        assert search_many(store, [pq], k) == [hits]
+
+
+def test_spelling_prefilter_finds_what_a_full_scan_finds(shipped: Index) -> None:
+    store = shipped.store_
+    assert store is not None
+    words = list(store.words)
+    rng = np.random.default_rng(7)
+    for word in [w for w in words if w.isalpha() and len(w) >= 4][:100]:
+        i = int(rng.integers(1, len(word)))
+        for typo in (
+            word[:i] + word[i + 1 :],
+            word[:i] + "x" + word[i:],
+            word[:i] + "q" + word[i + 1 :],
+        ):
+            limit = 2 if len(typo) >= 8 else 1
+            near = set(retrieve._near_words(store, typo, limit))
+            full = {w for w in words if w[0] == typo[0] and _edit_distance(typo, w, limit) <= limit}
+            assert full <= near, typo  # the prefilter never drops a word within reach
+
+
+def test_term_lookup_cache_gives_the_uncached_numbers(shipped: Index) -> None:
+    store = shipped.store_
+    assert store is not None
+    terms = [store.terms[i] for i in range(0, store.n_terms, 37)] + ["not-a-term", "zz top"]
+    first = store.lookup(terms)
+    assert first[:-2].tolist() == list(range(0, store.n_terms, 37))
+    assert first[-2:].tolist() == [-1, -1]
+    store.cache.clear()
+    assert store.lookup(list(reversed(terms))).tolist() == list(reversed(first.tolist()))
