@@ -135,28 +135,36 @@ def test_one_process_saves_the_cache_while_another_loads_it(
     env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(cache))
     stop = tmp_path / "stop"
     with subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(folder), str(stop)], stdout=subprocess.PIPE, env=env
+        [sys.executable, "-c", WRITER, str(folder), str(stop)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     ) as writer:
         try:
             assert writer.stdout is not None
-            assert writer.stdout.readline().strip() == b"ready"
+            ready = writer.stdout.readline().strip() == "ready"
             started = time.monotonic()
-            reader = subprocess.run(
-                [sys.executable, "-c", READER, str(folder), "3"],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=120,
-            )
-            stop.touch()
-            saves = int(writer.stdout.readline())
+            if ready:
+                reader = subprocess.run(
+                    [sys.executable, "-c", READER, str(folder), "3"],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    timeout=120,
+                )
         finally:
             stop.touch()
-            writer.wait(timeout=60)
+            out, err = writer.communicate(timeout=60)
+    assert ready and writer.returncode == 0, f"the writer failed: {err[-2000:]}"
+    saves = int(out.split()[-1])
     assert reader.returncode == 0, reader.stderr[-2000:]
     report = json.loads(reader.stdout)
     assert report["n_failures"] == 0, report
-    assert not report["rebuilt"], "default_index() found the cache damaged and rebuilt it"
+    assert not report["rebuilt"], (
+        "default_index() found the cache damaged and rebuilt it; cache entries: "
+        f"{sorted(p.name for p in (cache / 'emsqa').iterdir())}"
+    )
     assert report["loads"] >= 10 and report["via_api"] >= 10, report
     assert saves >= 5, f"only {saves} saves in {time.monotonic() - started:.1f} s"
     assert Index.load(folder).n_passages > 0

@@ -528,15 +528,20 @@ def synthetic_documents(n: int, seed: int = 7) -> list[Document]:
 def kill_saver(source: Path, target: Path, delay: float, env: dict[str, str]) -> None:
     """Start a process saving `source` over `target` again and again; SIGKILL it after `delay`."""
     with subprocess.Popen(
-        [sys.executable, "-c", SAVER, str(source), str(target)], stdout=subprocess.PIPE, env=env
+        [sys.executable, "-c", SAVER, str(source), str(target)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     ) as child:
+        assert child.stdout is not None and child.stderr is not None
         try:
-            assert child.stdout is not None
-            assert child.stdout.readline().strip() == b"ready", "the saver did not start"
-            time.sleep(delay)
+            started = child.stdout.readline().strip() == b"ready"
+            if started:
+                time.sleep(delay)
         finally:
             child.send_signal(signal.SIGKILL)
             child.wait()
+        assert started, "the saver did not start: " + child.stderr.read().decode()[-2000:]
 
 
 def test_first_save_killed_leaves_a_folder_the_next_save_reuses(
