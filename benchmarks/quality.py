@@ -39,6 +39,7 @@ from emsqa.datatypes import Answer, AnswerSentence, Citation, Hit, Passage
 from emsqa.index import Index
 
 ALL_SETS = ("scifact", "medquad", "xquad", "ems")
+WHOLE_DOCUMENTS: dict[str, Any] = {"target_words": 1000, "min_words": 900, "max_words": 2000}
 
 # One row per lever of IndexSettings, each changing only that lever from the defaults.
 ABLATIONS: list[tuple[str, dict[str, Any]]] = [
@@ -50,6 +51,10 @@ ABLATIONS: list[tuple[str, dict[str, Any]]] = [
     ("overlap=0", {"overlap": 0}),
     ("target_words=40", {"target_words": 40, "min_words": 20}),
     ("k1=0.9,b=0.4", {"k1": 0.9, "b": 0.4}),
+    ("bigram_weight=0.25", {"bigram_weight": 0.25}),
+    # one unit per document (abstracts are short): a document no longer scores as its best window
+    ("whole documents", WHOLE_DOCUMENTS),
+    ("whole documents,bigram_weight=0.25", {**WHOLE_DOCUMENTS, "bigram_weight": 0.25}),
 ]
 
 COLUMNS = [
