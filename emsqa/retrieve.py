@@ -373,10 +373,6 @@ def prepare(
         for t in acc.weights:
             if " " in t:
                 acc.weights[t] *= store.settings.bigram_weight
-    if store.settings.bigram_weight != 1:  # word pairs as a light bonus, not a second vote
-        for t in acc.weights:
-            if " " in t:
-                acc.weights[t] *= store.settings.bigram_weight
     terms = tuple(t for t in acc.weights if acc.weights[t] > 0)
     ids = store.lookup(terms)
     idf_max = float(math.log(1 + store.n_passages) + 1)

@@ -77,8 +77,6 @@ class IndexSettings:
             raise UsageError(f"k1 must be >= 0 and b within 0..1 (got k1={self.k1}, b={self.b})")
         if not (0 <= self.bigram_weight <= 1):
             raise UsageError(f"bigram_weight must be within 0..1, not {self.bigram_weight}")
-        if not (0 <= self.bigram_weight <= 1):
-            raise UsageError(f"bigram_weight must be within 0..1, not {self.bigram_weight}")
         if self.title_weight < 0 or self.section_weight < 0:
             raise UsageError("title_weight and section_weight must be >= 0")
 
