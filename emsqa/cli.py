@@ -24,6 +24,7 @@ __all__ = ["SUBCOMMANDS", "Subcommand", "build_parser", "main"]
 
 PROG = "emsqa"
 _C1_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)}
+_CONTROL_MARKS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "\ufffd")
 
 
 @dataclass(frozen=True)
@@ -382,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+    """One line, with control characters (from file names, say) shown as U+FFFD, never sent raw."""
+    return " ".join(str(text).split()).translate(_CONTROL_MARKS)
 
 
 def _show_warning(
