@@ -442,3 +442,16 @@ def test_permission_denied_folder_is_skipped_with_a_warning(
     assert index is not None, error
     assert {p.doc_id for p in index.passages()} == {"good.txt"}
     assert len(messages) == 1 and "private" in messages[0] and "permission denied" in messages[0]
+
+
+def test_file_names_with_control_characters_never_reach_the_terminal_raw(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "names"
+    write(folder / "evil\x1b[2J\x1b]0;title\x07.txt", b"bin\x00ary")
+    code, out, lines = run_cli(["index", str(folder), "-o", str(tmp_path / "o")], capsys)
+    assert code == 1 and out == ""
+    assert len(lines) == 2  # the warning naming the file, then the error
+    text = "\n".join(lines)
+    assert "\x1b" not in text and "\x07" not in text
+    assert "evil\ufffd[2J\ufffd]0;title\ufffd.txt" in lines[0]
