@@ -54,6 +54,22 @@ _COMPARE = (
         re.I,
     ),
 )
+# What kind of thing a question asks for, read from its first words ("who" -> a name). A sentence
+# holding such a thing that the question does not already name earns ANSWER_TYPE_WEIGHT.
+ANSWER_TYPE_WEIGHT = 0.15
+_ASKS_PERSON = re.compile(r"^\W*(?:\w+\W+){0,3}?(who|whom|whose)\b", re.I)
+_ASKS_TIME = re.compile(
+    r"^\W*(?:\w+\W+){0,3}?(when|(what|which) (year|decade|century|date|month|day))\b|\bin what year\b",
+    re.I,
+)
+_ASKS_PLACE = re.compile(r"^\W*(?:\w+\W+){0,3}?where\b", re.I)
+_YEAR_OR_DATE = re.compile(
+    r"\b(1\d{3}|20\d{2})s?\b|\b(january|february|march|april|may|june|july|august|september|october"
+    r"|november|december)\b|\b\d{1,2}(st|nd|rd|th)? century\b",
+    re.I,
+)
+_NAME = re.compile(r"\b[A-Z][^\W_]*")
+_ANY_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _REFERENCE_SECTIONS = frozenset(
     ["sources", "references", "bibliography", "further reading", "see also"]
 )
@@ -96,6 +112,28 @@ def _sides(question: str, analyzer: Analyzer, lexicon: Lexicon | None) -> list[s
     return []
 
 
+def _answer_kind(question: str, intents: frozenset[str]) -> str:
+    """What the question asks for: "person", "time", "place", "quantity" or "" (anything)."""
+    if _ASKS_TIME.search(question):
+        return "time"
+    if _ASKS_PERSON.search(question):
+        return "person"
+    if _ASKS_PLACE.search(question):
+        return "place"
+    return "quantity" if "quantity" in intents else ""
+
+
+def _holds_kind(kind: str, sentence: str, asked: set[str]) -> bool:
+    """Whether `sentence` holds a thing of `kind` the question (its words `asked`) does not name."""
+    if kind in ("person", "place"):  # a capitalised word past the first
+        return any(m.start() and m.group().lower() not in asked for m in _NAME.finditer(sentence))
+    if kind == "time":
+        return any(m.group().lower() not in asked for m in _YEAR_OR_DATE.finditer(sentence))
+    if kind == "quantity":  # figures, not number words: "two" is often a side detail
+        return any(m.group() not in asked for m in _ANY_NUMBER.finditer(sentence))
+    return False
+
+
 def _units(text: str) -> list[tuple[int, int]]:
     """Sentence spans of a passage, where a sentence ending in ':' takes the list items after it."""
     spans = split_sentences(text)
@@ -127,18 +165,26 @@ def _candidates(pq: PreparedQuery, hits: Sequence[Hit], analyzer: Analyzer) -> l
     best = hits[0].score or 1.0
     own_bigrams = {t for t in pq.query.terms if " " in t}
     asked = set(pq.terms)
+    kind = _answer_kind(pq.query.text, pq.intents)
+    question_words = set(tokenize(pq.query.text))
     out = []
     for hit in hits:
         p = hit.passage
         context = coverage(pq, frozenset(analyzer.fields(p.title, p.section, p.text, 1, 1)))
         reference_list = p.section.strip().lower() in _REFERENCE_SECTIONS
+        before: frozenset[str] = frozenset()  # terms of the sentence before
         for a, b in _units(p.text):
             display = _display(p.text[a:b])
             words = len(display.split())
             if not words:
                 continue
             terms = frozenset(analyzer.terms(display))
-            score = 0.5 * coverage(pq, terms) + 0.15 * context + 0.2 * (hit.score / best)
+            # A sentence often leans on the one before it ("He is also the oldest ... at age 39"):
+            # part of its coverage counts that sentence's words too.
+            joint = coverage(pq, terms | before)
+            before = terms
+            score = 0.4 * coverage(pq, terms) + 0.2 * joint
+            score += 0.15 * context + 0.2 * (hit.score / best)
             # An answer tells something new: a sentence made only of the question's words
             # ("there is a big difference between EMTs and paramedics") says nothing.
             unigrams = [t for t in terms if " " not in t]
@@ -148,6 +194,8 @@ def _candidates(pq: PreparedQuery, hits: Sequence[Hit], analyzer: Analyzer) -> l
             if "quantity" in pq.intents:
                 score += 0.2 if _NUMBER.search(display) else -0.1
                 score += 0.1 if pq.cues & terms else 0.0
+            if kind and _holds_kind(kind, display, question_words):
+                score += ANSWER_TYPE_WEIGHT
             if "definition" in pq.intents and _DEFINITION.search(display):
                 score += 0.1
             if "comparison" in pq.intents and _CONTRAST.search(display):

@@ -196,9 +196,16 @@ class Index:
         *,
         k: int = 3,
         history: Sequence[str] = (),
-        threshold: float = ABSTAIN_BELOW,
+        threshold: float | None = None,
     ) -> Answer:
-        """Answer `question` with cited sentences from the `k` best passages, or abstain."""
+        """Answer `question` with cited sentences from the `k` best passages, or abstain.
+
+        `threshold`: abstain below this confidence; by default the index's `abstain_below` setting,
+        else the calibrated ABSTAIN_BELOW.
+        """
+        if threshold is None:
+            own = self.settings.abstain_below
+            threshold = ABSTAIN_BELOW if own is None else own
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise UsageError(f"k must be a whole number of at least 1, not {k!r}")
         reply = smalltalk(question)

@@ -69,6 +69,9 @@ class IndexSettings:
     min_words: int = 40
     max_words: int = 150
     overlap: int = 1
+    # ask() abstains below this confidence; None = emsqa.answer.ABSTAIN_BELOW, calibrated on the EMS
+    # corpus. Another corpus or question style: choose one with `emsqa eval ... --calibrate`.
+    abstain_below: float | None = None
 
     def __post_init__(self) -> None:
         if self.weighting not in ("bm25", "tfidf"):
@@ -77,6 +80,8 @@ class IndexSettings:
             raise UsageError(f"k1 must be >= 0 and b within 0..1 (got k1={self.k1}, b={self.b})")
         if not (0 <= self.bigram_weight <= 1):
             raise UsageError(f"bigram_weight must be within 0..1, not {self.bigram_weight}")
+        if self.abstain_below is not None and not (0 <= self.abstain_below <= 1):
+            raise UsageError(f"abstain_below must be within 0..1, not {self.abstain_below}")
         if self.title_weight < 0 or self.section_weight < 0:
             raise UsageError("title_weight and section_weight must be >= 0")
 

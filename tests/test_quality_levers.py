@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from emsqa import Index, UsageError
@@ -33,3 +35,50 @@ def test_bigram_weight_scales_only_the_question_bigrams(small_docs: list[Documen
 def test_bigram_weight_outside_0_1_is_refused(small_docs: list[Document], bad: float) -> None:
     with pytest.raises(UsageError, match="bigram_weight"):
         Index.build(small_docs, bigram_weight=bad)
+
+
+def test_abstain_below_is_the_index_default_threshold(
+    small_docs: list[Document], tmp_path: Path
+) -> None:
+    question = "suction the airway of a drowning swimmer in cold water"
+    strict = Index.build(small_docs, abstain_below=1.0)
+    lenient = Index.build(small_docs, abstain_below=0.0)
+    assert 0 < strict.ask(question).confidence < 1
+    assert strict.ask(question).abstained
+    assert not lenient.ask(question).abstained
+    assert not strict.ask(question, threshold=0.0).abstained  # an explicit threshold wins
+    strict.save(tmp_path / "idx")
+    assert Index.load(tmp_path / "idx").ask(question).abstained
+
+
+@pytest.mark.parametrize("bad", [-0.5, 2.0])
+def test_abstain_below_outside_0_1_is_refused(small_docs: list[Document], bad: float) -> None:
+    with pytest.raises(UsageError, match="abstain_below"):
+        Index.build(small_docs, abstain_below=bad)
+
+
+_HISTORY = Document(
+    id="history",
+    title="Station history",
+    text=(
+        "The county ambulance station was opened by a committee of local volunteers and nurses. "
+        "The county ambulance station was opened by Mary Okafor. "
+        "The county ambulance station was opened after years of public meetings and fundraising. "
+        "The county ambulance station was opened in 1962. "
+        "Its first crew chief was Daniel Reyes. "
+        "He was 27 years old when the station opened."
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Who opened the county ambulance station?", "Mary Okafor"),
+        ("When was the county ambulance station opened?", "1962"),
+        ("How old was Daniel Reyes when the station opened?", "27"),
+    ],
+)
+def test_first_sentence_holds_the_kind_of_thing_asked(question: str, expected: str) -> None:
+    answer = Index.build([_HISTORY], abstain_below=0.0).ask(question)
+    assert expected in answer.sentences[0].text
