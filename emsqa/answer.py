@@ -184,7 +184,7 @@ def _candidates(pq: PreparedQuery, hits: Sequence[Hit], analyzer: Analyzer) -> l
             joint = coverage(pq, terms | before)
             before = terms
             score = 0.4 * coverage(pq, terms) + 0.2 * joint
-            score += 0.15 * context + 0.2 * (hit.score / best)
+            score += 0.15 * context + 0.4 * (hit.score / best)
             # An answer tells something new: a sentence made only of the question's words
             # ("there is a big difference between EMTs and paramedics") says nothing.
             unigrams = [t for t in terms if " " not in t]
