@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import secrets
 import shutil
-from collections import Counter
-from collections.abc import Callable, Sequence
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -112,11 +114,15 @@ class StringTable:
 
     @classmethod
     def of(cls, strings: Sequence[str]) -> StringTable:
-        encoded = [s.encode("utf-8") for s in strings]
-        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-        np.cumsum([len(e) for e in encoded], out=offsets[1:])
-        blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-        return cls(blob, offsets)
+        joined = "".join(strings).encode("utf-8")
+        offsets = np.zeros(len(strings) + 1, dtype=np.int64)
+        if len(joined) == sum(map(len, strings)):  # all ASCII: characters are bytes
+            np.cumsum(
+                np.fromiter(map(len, strings), dtype=np.int64, count=len(strings)), out=offsets[1:]
+            )
+        else:
+            np.cumsum([len(s.encode("utf-8")) for s in strings], out=offsets[1:])
+        return cls(np.frombuffer(joined, dtype=np.uint8), offsets)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -129,13 +135,63 @@ class StringTable:
         return self.raw(i).decode("utf-8")
 
 
-def hash_terms(terms: Sequence[str]) -> np.ndarray:
-    """64-bit BLAKE2b of each term, as uint64 (the key of the term table)."""
-    out = np.empty(len(terms), dtype=np.uint64)
-    for i, t in enumerate(terms):
-        out[i] = int.from_bytes(
-            hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(), "little"
-        )
+TERM_HASH = "fnv1a64-mix"  # the term key written by this version (the manifest's "term_hash")
+_OLD_TERM_HASH = "blake2b-64"  # indexes whose manifest names no term hash
+_MASK = (1 << 64) - 1
+_FNV_OFFSET, _FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
+_MIX1, _MIX2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def hash_terms(terms: Sequence[str], kind: str = TERM_HASH) -> np.ndarray:
+    """The 64-bit key of each term, as uint64 (the key of the term table).
+
+    FNV-1a over the UTF-8 bytes, then the splitmix64 finaliser to spread the bits; computed with
+    numpy a byte position at a time for many terms. Indexes written before it used BLAKE2b.
+    """
+    if kind == _OLD_TERM_HASH:
+        out = np.empty(len(terms), dtype=np.uint64)
+        for i, t in enumerate(terms):
+            digest = hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest()
+            out[i] = int.from_bytes(digest, "little")
+        return out
+    if kind != TERM_HASH:
+        raise IndexFormatError(f"unknown term hash {kind!r}", hint="rebuild the index")
+    if len(terms) < 64:
+        return np.array([_fnv_one(t) for t in terms], dtype=np.uint64)
+    return hash_table(StringTable.of(terms))
+
+
+def _fnv_one(term: str) -> int:
+    h = _FNV_OFFSET
+    for byte in term.encode("utf-8"):
+        h = ((h ^ byte) * _FNV_PRIME) & _MASK
+    h = ((h ^ (h >> 30)) * _MIX1) & _MASK
+    h = ((h ^ (h >> 27)) * _MIX2) & _MASK
+    return h ^ (h >> 31)
+
+
+def hash_table(table: StringTable) -> np.ndarray:
+    """hash_terms() of every string of `table`, vectorised (no Python loop over the strings)."""
+    starts = table.offsets[:-1]
+    lengths = np.diff(table.offsets)
+    order = np.argsort(-lengths, kind="stable")  # longest first: the live terms are a prefix
+    sorted_lengths = lengths[order]
+    sorted_starts = starts[order]
+    h = np.full(len(order), _FNV_OFFSET, dtype=np.uint64)
+    prime = np.uint64(_FNV_PRIME)
+    longest = int(sorted_lengths[0]) if len(order) else 0
+    # lives[j]: how many terms are longer than j bytes
+    lives = np.searchsorted(-sorted_lengths, -np.arange(longest), side="left").tolist()
+    for j, live in enumerate(lives):
+        byte = table.blob[sorted_starts[:live] + j].astype(np.uint64)
+        h[:live] = (h[:live] ^ byte) * prime
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(_MIX1)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(_MIX2)
+    h ^= h >> np.uint64(31)
+    out = np.empty_like(h)
+    out[order] = h
     return out
 
 
@@ -165,6 +221,7 @@ class Store:
     name: str = ""
     fingerprint: str = ""
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    term_hash_kind: str = TERM_HASH  # how term_hash was computed (older indexes: BLAKE2b)
     # derived lookup tables built on first use (e.g. the spelling-correction word table)
     cache: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
@@ -188,7 +245,7 @@ class Store:
         ids = {t: known.get(t) for t in terms}
         missing = [t for t, i in ids.items() if i is None]
         if missing:
-            h = hash_terms(missing)
+            h = hash_terms(missing, self.term_hash_kind)
             pos = np.searchsorted(self.term_hash, h)
             pos[pos >= self.n_terms] = 0
             found = np.where(self.term_hash[pos] == h, pos, -1).tolist()
@@ -238,6 +295,81 @@ def _surface_words(
     return tuple(w for w, _ in counts.most_common(limit))
 
 
+PARALLEL_FROM = 50_000  # passages: from here on, passages are analysed by forked worker processes
+RARE_BIGRAMS_FROM = 50_000  # passages: from here on, bigrams found in one passage only are dropped
+_CHUNK = 2_000  # passages per unit of work (and per progress report)
+
+Progress = Callable[[int, int], None]  # (passages analysed so far, all passages)
+
+
+def _analyze(
+    passages: Sequence[Passage], settings: IndexSettings, analyzer: Analyzer
+) -> list[list[str]]:
+    return [
+        analyzer.fields(p.title, p.section, p.text, settings.title_weight, settings.section_weight)
+        for p in passages
+    ]
+
+
+# What forked workers analyse: set by the parent just before forking (fork shares it, no copy).
+_WORK: tuple[Sequence[Passage], IndexSettings] = ((), IndexSettings())
+_WORK_LOCK = threading.Lock()  # one parallel build at a time per process
+
+
+def _analyze_chunk(bounds: tuple[int, int]) -> list[list[str]]:
+    """Term lists of passages [a, b) of the build in progress (runs in a forked worker)."""
+    passages, settings = _WORK
+    return _analyze(passages[bounds[0] : bounds[1]], settings, settings.analyzer())
+
+
+def _term_lists(
+    passages: Sequence[Passage], settings: IndexSettings, workers: int, progress: Progress | None
+) -> Iterator[list[str]]:
+    """Each passage's terms, in order, analysed `workers` ways; never all held at once."""
+    global _WORK
+    n = len(passages)
+    chunks = [(a, min(a + _CHUNK, n)) for a in range(0, n, _CHUNK)]
+    if workers <= 1:
+        analyzer = Analyzer(stem=settings.stem, bigrams=settings.bigrams)  # its own stem cache
+        for a, b in chunks:
+            yield from _analyze(passages[a:b], settings, analyzer)
+            if progress:
+                progress(b, n)
+        return
+    import multiprocessing
+
+    with _WORK_LOCK:  # the workers are forked (and keep their snapshot) while _WORK is ours
+        _WORK = (passages, settings)
+        try:
+            pool = multiprocessing.get_context("fork").Pool(workers)
+        finally:
+            _WORK = ((), settings)
+    with pool:
+        # a few chunks in flight: results wait in memory only while the vectorizer lags
+        pending: deque[tuple[int, Any]] = deque()
+        todo = iter(chunks)
+        for bounds in itertools.islice(todo, 2 * workers):
+            pending.append((bounds[1], pool.apply_async(_analyze_chunk, (bounds,))))
+        while pending:
+            done, result = pending.popleft()
+            lists = result.get()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append((nxt[1], pool.apply_async(_analyze_chunk, (nxt,))))
+            yield from lists
+            if progress:
+                progress(done, n)
+
+
+def _default_workers(n_passages: int) -> int:
+    if n_passages < PARALLEL_FROM:
+        return 1
+    try:
+        return max(1, min(8, len(os.sched_getaffinity(0))))
+    except AttributeError:  # no sched_getaffinity (macOS, Windows)
+        return max(1, min(8, os.cpu_count() or 1))
+
+
 def build_store(
     passages: Sequence[Passage],
     settings: IndexSettings,
@@ -245,28 +377,36 @@ def build_store(
     name: str = "",
     fingerprint: str = "",
     analyze: Callable[[Sequence[Passage]], list[list[str]]] | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
 ) -> Store:
     """Index `passages` with scikit-learn's TfidfVectorizer and weight them for retrieval.
 
     The vectorizer gives the vocabulary, document frequencies and the smoothed IDF
     ln((1 + n) / (1 + df)) + 1, which never reaches zero: a term found in every passage still counts.
     With weighting="bm25" each term's weight is then idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avglen)).
+
+    Passages are analysed as the vectorizer reads them (no list of every term list is kept), by
+    `workers` forked processes (default: every core from PARALLEL_FROM passages on, else one;
+    the result is the same). From RARE_BIGRAMS_FROM passages on, bigrams found in a single
+    passage are dropped after weighting (passage lengths still count them): on large corpora
+    they are most of the vocabulary and rarely asked for. `progress(done, total)` is called as
+    passages are analysed.
     """
     if not passages:
         raise IndexStateError("nothing to index: the documents produced no passages")
     from scipy import sparse
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    analyzer = Analyzer(stem=settings.stem, bigrams=settings.bigrams)  # own stem cache, freed after
-    if analyze is None:
-        term_lists = [
-            analyzer.fields(
-                p.title, p.section, p.text, settings.title_weight, settings.section_weight
-            )
-            for p in passages
-        ]
+    n = len(passages)
+    if analyze is not None:
+        term_lists: Iterable[list[str]] = analyze(passages)
     else:
-        term_lists = analyze(passages)
+        if workers is None:
+            workers = _default_workers(n)
+        if workers > 1 and "fork" not in _start_methods():
+            workers = 1
+        term_lists = _term_lists(passages, settings, workers, progress)
     vectorizer = TfidfVectorizer(
         analyzer=_identity,
         lowercase=False,
@@ -278,7 +418,10 @@ def build_store(
     )
     x = vectorizer.fit_transform(term_lists).tocsr()
     idf = vectorizer.idf_.astype(np.float32)
-    vocab = vectorizer.get_feature_names_out()
+    names: list[str] = [""] * len(vectorizer.vocabulary_)
+    for term, column in vectorizer.vocabulary_.items():
+        names[column] = term
+    del vectorizer  # its vocabulary dict is the largest thing built
     if settings.weighting == "bm25":
         tf = np.rint(x.data / idf[x.indices]).astype(np.float32)
         row_of = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
@@ -288,26 +431,45 @@ def build_store(
         x.data = (idf[x.indices] * tf * (settings.k1 + 1) / (tf + row_norm[row_of])).astype(
             np.float32
         )
+        del tf, row_of
     else:
         norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
         norms[norms == 0] = 1
         x = sparse.diags(1 / norms).dot(x).tocsr().astype(np.float32)
 
-    hashes = hash_terms(list(vocab))
-    order = np.argsort(hashes, kind="stable")
+    csc = x.tocsc()  # term-major; row numbers come out sorted within each column
+    del x
+    table = StringTable.of(names)
+    df = np.diff(csc.indptr)
+    keep = np.ones(len(names), dtype=bool)
+    if n >= RARE_BIGRAMS_FROM and settings.bigrams:
+        spaces = np.flatnonzero(table.blob == 32)  # only bigrams hold a space
+        bigram = np.zeros(len(names), dtype=bool)
+        bigram[np.searchsorted(table.offsets, spaces, side="right") - 1] = True
+        keep = ~(bigram & (df == 1))
+    hashes = hash_table(table)
+    del table
+    kept = np.flatnonzero(keep)
+    order = kept[np.argsort(hashes[kept], kind="stable")]
     hashes = hashes[order]
     if len(hashes) > 1 and np.any(hashes[1:] == hashes[:-1]):
         raise IndexStateError("two index terms share a 64-bit hash; rebuild with other settings")
-    csc = x.tocsc()[:, order]
-    csc.sort_indices()
-    df = np.diff(csc.indptr).astype(np.int32)
+    # permute the columns into hash order with one gather
+    counts = df[order]
+    post_ptr = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(counts, out=post_ptr[1:])
+    gather = np.arange(post_ptr[-1], dtype=np.int64)
+    gather += np.repeat(csc.indptr[order].astype(np.int64) - post_ptr[:-1], counts)
+    post_idx = csc.indices[gather].astype(np.int32, copy=False)
+    post_w = csc.data[gather].astype(np.float32, copy=False)
+    del csc, gather
 
     doc_index: dict[str, int] = {}
     doc_titles: list[str] = []
     doc_sources: list[str] = []
     section_index: dict[str, int] = {}
-    p_doc = np.empty(len(passages), dtype=np.int32)
-    p_section = np.empty(len(passages), dtype=np.int32)
+    p_doc = np.empty(n, dtype=np.int32)
+    p_section = np.empty(n, dtype=np.int32)
     for i, p in enumerate(passages):
         d = doc_index.get(p.doc_id)
         if d is None:
@@ -319,16 +481,16 @@ def build_store(
     return Store(
         settings=settings,
         term_hash=hashes,
-        terms=StringTable.of([str(vocab[j]) for j in order]),
+        terms=StringTable.of([names[j] for j in order.tolist()]),
         idf=idf[order],
-        df=df,
-        post_ptr=csc.indptr.astype(np.int64),
-        post_idx=csc.indices.astype(np.int32),
-        post_w=csc.data.astype(np.float32),
+        df=counts.astype(np.int32),
+        post_ptr=post_ptr,
+        post_idx=post_idx,
+        post_w=post_w,
         p_doc=p_doc,
-        p_start=np.fromiter((p.start for p in passages), dtype=np.int64, count=len(passages)),
-        p_end=np.fromiter((p.end for p in passages), dtype=np.int64, count=len(passages)),
-        p_ordinal=np.fromiter((p.ordinal for p in passages), dtype=np.int32, count=len(passages)),
+        p_start=np.fromiter((p.start for p in passages), dtype=np.int64, count=n),
+        p_end=np.fromiter((p.end for p in passages), dtype=np.int64, count=n),
+        p_ordinal=np.fromiter((p.ordinal for p in passages), dtype=np.int32, count=n),
         p_section=p_section,
         p_text=StringTable.of([p.text for p in passages]),
         doc_ids=StringTable.of(list(doc_index)),
@@ -339,6 +501,12 @@ def build_store(
         name=name,
         fingerprint=fingerprint,
     )
+
+
+def _start_methods() -> list[str]:
+    import multiprocessing
+
+    return multiprocessing.get_all_start_methods()
 
 
 # --- persistence -------------------------------------------------------------------------------
@@ -464,6 +632,7 @@ def _save(store: Store, root: Path) -> Path:
             "terms": store.n_terms,
         },
         "words": list(store.words),
+        "term_hash": store.term_hash_kind,
         "data": data_name,
         "files": files,
     }
@@ -557,6 +726,12 @@ def _load_generation(root: Path, mmap: bool | None) -> Store:
         files: dict[str, dict[str, Any]] = manifest["files"]
         settings = IndexSettings.from_dict(manifest["settings"])
         counts = manifest["counts"]
+        term_hash_kind = manifest.get("term_hash", _OLD_TERM_HASH)
+        if term_hash_kind not in (TERM_HASH, _OLD_TERM_HASH):
+            raise IndexFormatError(
+                f"{root / MANIFEST} names an unknown term hash ({term_hash_kind!r})",
+                hint="rebuild the index",
+            )
     except (KeyError, TypeError, UsageError) as exc:
         raise IndexFormatError(f"{root / MANIFEST} is incomplete or inconsistent ({exc})") from None
     total = sum(int(f.get("bytes", 0)) for f in files.values())
@@ -607,6 +782,7 @@ def _load_generation(root: Path, mmap: bool | None) -> Store:
         name=str(manifest.get("name", "")),
         fingerprint=str(manifest.get("fingerprint", "")),
         meta=manifest,
+        term_hash_kind=term_hash_kind,
     )
     _check_consistency(store, counts, root)
     return store

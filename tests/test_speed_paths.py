@@ -85,3 +85,68 @@ def test_term_lookup_cache_gives_the_uncached_numbers(shipped: Index) -> None:
     assert first[-2:].tolist() == [-1, -1]
     store.cache.clear()
     assert store.lookup(list(reversed(terms))).tolist() == list(reversed(first.tolist()))
+
+
+def _passages() -> list:
+    from emsqa.corpus import load_documents
+    from emsqa.passages import split_documents
+
+    return split_documents(load_documents(REPO / "corpus"))
+
+
+def _by_term(store) -> dict[str, tuple]:  # type: ignore[no-untyped-def]
+    out = {}
+    for i in range(store.n_terms):
+        a, b = store.post_ptr[i], store.post_ptr[i + 1]
+        out[store.terms[i]] = (
+            float(store.idf[i]),
+            int(store.df[i]),
+            store.post_idx[a:b].tolist(),
+            store.post_w[a:b].tolist(),
+        )
+    return out
+
+
+@pytest.mark.skipif(
+    "fork" not in __import__("multiprocessing").get_all_start_methods(), reason="needs fork"
+)
+def test_parallel_build_gives_the_serial_arrays() -> None:
+    from emsqa.store import IndexSettings, build_store
+
+    passages = _passages()
+    settings = IndexSettings()
+    seen: list[tuple[int, int]] = []
+    serial = build_store(passages, settings, workers=1)
+    parallel = build_store(passages, settings, workers=2, progress=lambda d, t: seen.append((d, t)))
+    for name in ("term_hash", "idf", "df", "post_ptr", "post_idx", "post_w", "p_doc", "p_start"):
+        assert np.array_equal(getattr(serial, name), getattr(parallel, name)), name
+    assert serial.terms.blob.tobytes() == parallel.terms.blob.tobytes()
+    assert seen and seen[-1] == (len(passages), len(passages))
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_vectorised_term_hash_equals_the_one_by_one_hash() -> None:
+    from emsqa.store import _fnv_one, hash_terms
+
+    rng = np.random.default_rng(5)
+    alphabet = list("abcxyz-1 é'ß")
+    terms = ["", "a", "emt", "cardiac arrest"] + [
+        "".join(rng.choice(alphabet, size=int(rng.integers(0, 25)))) for _ in range(400)
+    ]
+    vectorised = hash_terms(terms)  # 64 terms or more: the numpy path
+    assert vectorised.tolist() == [_fnv_one(t) for t in terms]
+    assert hash_terms(terms[:10]).tolist() == vectorised[:10].tolist()
+    assert len(set(vectorised.tolist())) == len(set(terms))
+
+
+def test_rare_bigrams_are_dropped_only_on_large_corpora(monkeypatch: pytest.MonkeyPatch) -> None:
+    from emsqa import store as store_module
+    from emsqa.store import IndexSettings, build_store
+
+    passages = _passages()
+    full = _by_term(build_store(passages, IndexSettings()))
+    assert any(" " in t and v[1] == 1 for t, v in full.items())  # the small corpus keeps them
+    monkeypatch.setattr(store_module, "RARE_BIGRAMS_FROM", 1)
+    pruned = _by_term(build_store(passages, IndexSettings()))
+    expected = {t: v for t, v in full.items() if not (" " in t and v[1] == 1)}
+    assert pruned == expected  # the rest keep their weights: lengths still count the dropped
