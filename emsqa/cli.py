@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -167,7 +167,8 @@ def _run_index(args: argparse.Namespace) -> int:
     from emsqa.index import Index
 
     started = time.perf_counter()
-    index = Index.build(os.path.expanduser(args.path))
+    with _index_progress(sys.stderr) as progress:
+        index = Index.build(os.path.expanduser(args.path), progress=progress)
     index.save(os.path.expanduser(args.output))
     seconds = time.perf_counter() - started
     terms = getattr(index, "n_terms", None)
@@ -177,6 +178,42 @@ def _run_index(args: argparse.Namespace) -> int:
         f"{terms_part} in {seconds:.2f} s -> {args.output}"
     )
     return 0
+
+
+PROGRESS_FROM = 5_000  # passages: smaller corpora index too fast to need a progress bar
+
+
+@contextlib.contextmanager
+def _index_progress(stream: TextIO) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar (prompt_toolkit's) on a terminal's stderr while a large corpus is analysed;
+    nothing when stderr is redirected or the corpus is small."""
+    isatty = getattr(stream, "isatty", None)
+    if not (isatty and isatty()):
+        yield None
+        return
+    with contextlib.ExitStack() as stack:
+        state: dict[str, Any] = {}
+
+        def report(done: int, total: int) -> None:
+            if "counter" not in state:
+                if total < PROGRESS_FROM:
+                    return
+                from prompt_toolkit.input import DummyInput
+                from prompt_toolkit.output import create_output
+                from prompt_toolkit.shortcuts import ProgressBar
+
+                out = create_output(stdout=stream)
+                bar = stack.enter_context(
+                    ProgressBar(title="Indexing", output=out, input=DummyInput())
+                )
+                state["bar"], state["counter"] = bar, bar(label="passages", total=total)
+            counter = state["counter"]
+            counter.items_completed = done
+            if done >= total:
+                counter.done = True
+            state["bar"].invalidate()
+
+        yield report
 
 
 # --------------------------------------------------------------------------- chat

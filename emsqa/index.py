@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +44,16 @@ class Index:
     # --- building and persistence ----------------------------------------------------------------
 
     def fit(
-        self, source: str | os.PathLike[str] | Iterable[Document | str], *, name: str | None = None
+        self,
+        source: str | os.PathLike[str] | Iterable[Document | str],
+        *,
+        name: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Index:
-        """Load (if a path), split and index `source`; returns self."""
+        """Load (if a path), split and index `source`; returns self.
+
+        `progress(done, total)` is called as passages are analysed (large corpora: every 2,000).
+        """
         fingerprint = ""
         if isinstance(source, (str, os.PathLike)):
             from emsqa.corpus import corpus_fingerprint, load_documents
@@ -75,7 +82,9 @@ class Index:
             max_words=s.max_words,
             overlap=s.overlap,
         )
-        self.store_ = build_store(passages, s, name=name or "documents", fingerprint=fingerprint)
+        self.store_ = build_store(
+            passages, s, name=name or "documents", fingerprint=fingerprint, progress=progress
+        )
         self._ids = None
         return self
 
@@ -86,10 +95,11 @@ class Index:
         *,
         name: str | None = None,
         lexicon: Lexicon | None = None,
+        progress: Callable[[int, int], None] | None = None,
         **settings: Any,
     ) -> Index:
         """Index a file, a folder (recursive), or an iterable of Documents."""
-        return cls(lexicon=lexicon, **settings).fit(source, name=name)
+        return cls(lexicon=lexicon, **settings).fit(source, name=name, progress=progress)
 
     @classmethod
     def load(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -150,3 +151,38 @@ def test_rare_bigrams_are_dropped_only_on_large_corpora(monkeypatch: pytest.Monk
     pruned = _by_term(build_store(passages, IndexSettings()))
     expected = {t: v for t, v in full.items() if not (" " in t and v[1] == 1)}
     assert pruned == expected  # the rest keep their weights: lengths still count the dropped
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_index_progress_shows_on_a_terminal_for_a_large_corpus_only() -> None:
+    from emsqa.cli import PROGRESS_FROM, _index_progress
+
+    total = PROGRESS_FROM * 2
+    screen = _Terminal()
+    with _index_progress(screen) as report:
+        assert report is not None
+        for done in range(2_000, total + 1, 2_000):
+            report(done, total)
+    assert f"{total}/{total}" in screen.getvalue()
+    small = _Terminal()
+    with _index_progress(small) as report:
+        assert report is not None
+        report(10, 10)
+    assert small.getvalue() == ""
+
+
+def test_index_progress_stays_silent_when_stderr_is_not_a_terminal(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from emsqa.cli import _index_progress, main
+
+    with _index_progress(io.StringIO()) as report:
+        assert report is None
+    assert main(["index", str(REPO / "corpus"), "-o", str(tmp_path / "idx")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert "Indexed" in captured.out
