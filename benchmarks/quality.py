@@ -252,6 +252,11 @@ def ems_figures(searcher: Any) -> dict[str, float]:
 # ----------------------------------------------------------------------------------------- main
 
 
+def _progress(set_name: str, system: str, figures: dict[str, float]) -> None:
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in figures.items() if v is not None)
+    print(f"  {set_name} {system}: {shown}", file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="SciFact only")
@@ -287,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 index = Index.build(beir.documents, **settings)
                 run = emsqa_doc_run(index, beir.queries, DOC_DEPTH)
                 rows[name].figures[set_name] = beir_figures(run, beir, recall)
+                _progress(set_name, name, rows[name].figures[set_name])
             peer = Bm25sPeer()
             peer.build_documents(beir.documents)
             run = peer_doc_run(peer, beir.queries, DOC_DEPTH)
@@ -301,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, settings in variants:
                 index = Index.build(squad.documents, **settings)
                 rows[name].figures["xquad"] = emsqa_xquad(index, questions)
+                _progress("xquad", name, rows[name].figures["xquad"])
             peer = Bm25sPeer()
             peer.build_documents(squad.documents)
             peer_rows["bm25s"].figures["xquad"] = peer_xquad_paragraphs(peer, questions)
@@ -322,6 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, settings in variants:
                 index = Index.build(shipped_corpus(), **settings)
                 rows[name].figures["ems"] = ems_figures(index)
+                _progress("ems", name, rows[name].figures["ems"])
             default = Index.build(shipped_corpus())
             peer_rows["bm25s"].figures["ems"] = ems_figures(Bm25sSearcher(list(default.passages())))
             n = int(rows[variants[0][0]].figures["ems"]["questions"])
