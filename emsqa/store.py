@@ -74,6 +74,10 @@ class IndexSettings:
     # ask() abstains below this confidence; None = emsqa.answer.ABSTAIN_BELOW, calibrated on the EMS
     # corpus. Another corpus or question style: choose one with `emsqa eval ... --calibrate`.
     abstain_below: float | None = None
+    # "smooth": ln((1 + n) / (1 + df)) + 1, never zero, so a term in every passage of a tiny corpus
+    # still counts; "bm25": ln(1 + (n - df + 0.5) / (df + 0.5)) (Lucene's), near zero for a term in
+    # most passages: for large corpora. Applied to the question's weights, so the index is the same.
+    idf: str = "smooth"
 
     def __post_init__(self) -> None:
         if self.weighting not in ("bm25", "tfidf"):
@@ -82,6 +86,10 @@ class IndexSettings:
             raise UsageError(f"k1 must be >= 0 and b within 0..1 (got k1={self.k1}, b={self.b})")
         if not (0 <= self.bigram_weight <= 1):
             raise UsageError(f"bigram_weight must be within 0..1, not {self.bigram_weight}")
+        if self.idf not in ("smooth", "bm25") or (self.idf == "bm25" and self.weighting != "bm25"):
+            raise UsageError(
+                f"idf must be 'smooth', or 'bm25' with weighting='bm25', not {self.idf!r}"
+            )
         if self.abstain_below is not None and not (0 <= self.abstain_below <= 1):
             raise UsageError(f"abstain_below must be within 0..1, not {self.abstain_below}")
         if self.title_weight < 0 or self.section_weight < 0:
@@ -295,6 +303,8 @@ def _surface_words(
     return tuple(w for w, _ in counts.most_common(limit))
 
 
+_WEIGHT_ROWS = 20_000  # passages weighted at a time (bounds the temporaries)
+_GATHER = 4_000_000  # postings moved into hash order at a time
 PARALLEL_FROM = 50_000  # passages: from here on, passages are analysed by forked worker processes
 RARE_BIGRAMS_FROM = 50_000  # passages: from here on, bigrams found in one passage only are dropped
 _CHUNK = 2_000  # passages per unit of work (and per progress report)
@@ -423,14 +433,24 @@ def build_store(
         names[column] = term
     del vectorizer  # its vocabulary dict is the largest thing built
     if settings.weighting == "bm25":
-        tf = np.rint(x.data / idf[x.indices]).astype(np.float32)
-        row_of = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
-        lengths = np.bincount(row_of, weights=tf, minlength=x.shape[0])
+        # in slices of rows, so the temporaries stay small on large corpora (same arithmetic)
+        bounds = [*range(0, x.shape[0], _WEIGHT_ROWS), x.shape[0]]
+        lengths = np.zeros(x.shape[0])
+        for r0, r1 in itertools.pairwise(bounds):
+            a, b = int(x.indptr[r0]), int(x.indptr[r1])
+            tf = np.rint(x.data[a:b] / idf[x.indices[a:b]]).astype(np.float32)
+            x.data[a:b] = tf  # the counts, for the second pass
+            row_of = np.repeat(np.arange(r1 - r0), np.diff(x.indptr[r0 : r1 + 1]))
+            lengths[r0:r1] = np.bincount(row_of, weights=tf, minlength=r1 - r0)
         avg = float(lengths.mean()) or 1.0
         row_norm = settings.k1 * (1 - settings.b + settings.b * lengths / avg)
-        x.data = (idf[x.indices] * tf * (settings.k1 + 1) / (tf + row_norm[row_of])).astype(
-            np.float32
-        )
+        for r0, r1 in itertools.pairwise(bounds):
+            a, b = int(x.indptr[r0]), int(x.indptr[r1])
+            tf = x.data[a:b]
+            row_of = np.repeat(np.arange(r0, r1), np.diff(x.indptr[r0 : r1 + 1]))
+            x.data[a:b] = (
+                idf[x.indices[a:b]] * tf * (settings.k1 + 1) / (tf + row_norm[row_of])
+            ).astype(np.float32)
         del tf, row_of
     else:
         norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
@@ -454,15 +474,23 @@ def build_store(
     hashes = hashes[order]
     if len(hashes) > 1 and np.any(hashes[1:] == hashes[:-1]):
         raise IndexStateError("two index terms share a 64-bit hash; rebuild with other settings")
-    # permute the columns into hash order with one gather
+    # permute the columns into hash order, gathering a slice of terms at a time
     counts = df[order]
     post_ptr = np.zeros(len(order) + 1, dtype=np.int64)
     np.cumsum(counts, out=post_ptr[1:])
-    gather = np.arange(post_ptr[-1], dtype=np.int64)
-    gather += np.repeat(csc.indptr[order].astype(np.int64) - post_ptr[:-1], counts)
-    post_idx = csc.indices[gather].astype(np.int32, copy=False)
-    post_w = csc.data[gather].astype(np.float32, copy=False)
-    del csc, gather
+    post_idx = np.empty(int(post_ptr[-1]), dtype=np.int32)
+    post_w = np.empty(int(post_ptr[-1]), dtype=np.float32)
+    step = 1 + len(order) // max(1, int(post_ptr[-1]) // _GATHER)
+    for t0 in range(0, len(order), step):
+        t1 = min(t0 + step, len(order))
+        a, b = int(post_ptr[t0]), int(post_ptr[t1])
+        gather = np.arange(a, b, dtype=np.int64)
+        gather += np.repeat(
+            csc.indptr[order[t0:t1]].astype(np.int64) - post_ptr[t0:t1], counts[t0:t1]
+        )
+        post_idx[a:b] = csc.indices[gather]
+        post_w[a:b] = csc.data[gather]
+    del csc
 
     doc_index: dict[str, int] = {}
     doc_titles: list[str] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +168,9 @@ def test_index_progress_shows_on_a_terminal_for_a_large_corpus_only() -> None:
         assert report is not None
         for done in range(2_000, total + 1, 2_000):
             report(done, total)
+        deadline = time.monotonic() + 10  # the bar redraws in its own thread
+        while f"{total}/{total}" not in screen.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert f"{total}/{total}" in screen.getvalue()
     small = _Terminal()
     with _index_progress(small) as report:
@@ -186,3 +190,19 @@ def test_index_progress_stays_silent_when_stderr_is_not_a_terminal(
     captured = capsys.readouterr()
     assert captured.err == ""
     assert "Indexed" in captured.out
+
+
+@pytest.mark.parametrize("weighting", ["bm25", "tfidf"])
+def test_weighting_and_reordering_in_slices_change_nothing(
+    monkeypatch: pytest.MonkeyPatch, weighting: str
+) -> None:
+    from emsqa import store as store_module
+    from emsqa.store import IndexSettings, build_store
+
+    passages = _passages()
+    whole = build_store(passages, IndexSettings(weighting=weighting))
+    monkeypatch.setattr(store_module, "_WEIGHT_ROWS", 7)
+    monkeypatch.setattr(store_module, "_GATHER", 50)
+    sliced = build_store(passages, IndexSettings(weighting=weighting))
+    for name in ("term_hash", "idf", "df", "post_ptr", "post_idx", "post_w"):
+        assert np.array_equal(getattr(whole, name), getattr(sliced, name)), name
