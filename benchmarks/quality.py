@@ -55,6 +55,11 @@ ABLATIONS: list[tuple[str, dict[str, Any]]] = [
     # one unit per document (abstracts are short): a document no longer scores as its best window
     ("whole documents", WHOLE_DOCUMENTS),
     ("whole documents,bigram_weight=0.25", {**WHOLE_DOCUMENTS, "bigram_weight": 0.25}),
+    ("idf=bm25", {"idf": "bm25"}),
+    (
+        "whole documents,bigram_weight=0.25,idf=bm25",
+        {**WHOLE_DOCUMENTS, "bigram_weight": 0.25, "idf": "bm25"},
+    ),
     # MedQuAD titles name the condition each answer is about (title_weight tuned on its tuning questions)
     ("title_weight=5", {"title_weight": 5}),
     ("title_weight=5,bigram_weight=0.25", {"title_weight": 5, "bigram_weight": 0.25}),

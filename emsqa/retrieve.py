@@ -375,6 +375,13 @@ def prepare(
                 acc.weights[t] *= store.settings.bigram_weight
     terms = tuple(t for t in acc.weights if acc.weights[t] > 0)
     ids = store.lookup(terms)
+    weights = [float(acc.weights[t]) for t in terms]
+    if store.settings.idf == "bm25":  # the postings carry the smooth idf: trade it for BM25's
+        for j, i in enumerate(ids.tolist()):
+            if i >= 0:
+                df = float(store.df[i])
+                bm25_idf = math.log1p((store.n_passages - df + 0.5) / (df + 0.5))
+                weights[j] *= bm25_idf / float(store.idf[i])
     idf_max = float(math.log(1 + store.n_passages) + 1)
     idf = {t: (float(store.idf[i]) if i >= 0 else idf_max) for t, i in zip(terms, ids, strict=True)}
     concepts = tuple(
@@ -396,7 +403,7 @@ def prepare(
     return PreparedQuery(
         query=query,
         terms=terms,
-        weights=tuple(float(acc.weights[t]) for t in terms),
+        weights=tuple(weights),
         term_ids=ids,
         concepts=concepts,
         intents=frozenset(intents),

@@ -82,3 +82,32 @@ _HISTORY = Document(
 def test_first_sentence_holds_the_kind_of_thing_asked(question: str, expected: str) -> None:
     answer = Index.build([_HISTORY], abstain_below=0.0).ask(question)
     assert expected in answer.sentences[0].text
+
+
+def _everywhere_docs() -> list[Document]:
+    """Eight short documents that all mention "patient"; one mentions "naloxone"."""
+    topics = ["airway", "bleeding", "burns", "fractures", "seizures", "stroke", "asthma"]
+    docs = [
+        Document(id=t, title="", text=f"The patient with {t} needs a calm crew and a clear plan.")
+        for t in topics
+    ]
+    text = "The patient with an overdose may need naloxone from the crew."
+    return [*docs, Document(id="overdose", title="", text=text)]
+
+
+def test_bm25_idf_all_but_ignores_a_word_in_every_passage() -> None:
+    shares = {}
+    for idf in ("smooth", "bm25"):
+        index = Index.build(_everywhere_docs(), idf=idf, bigrams=False)
+        parts = dict(index.explain("naloxone for the patient", "overdose#0"))
+        assert set(parts) == {"patient", "naloxon"}  # stemmed
+        shares[idf] = parts["patient"] / parts["naloxon"]
+    assert shares["smooth"] > 0.3  # the smooth idf never lets a common word fall to nothing
+    assert 0 < shares["bm25"] < 0.1
+
+
+def test_bm25_idf_needs_bm25_weighting(small_docs: list[Document]) -> None:
+    with pytest.raises(UsageError, match="idf"):
+        Index.build(small_docs, idf="bm25", weighting="tfidf")
+    with pytest.raises(UsageError, match="idf"):
+        Index.build(small_docs, idf="lucene")
