@@ -183,7 +183,8 @@ class Bm25sPeer:
         self.retriever: Any = None
         self.ids: list[str] = []
 
-    def _tokens(self, texts: list[str], *, ids: bool) -> Any:
+    def tokens(self, texts: list[str], *, ids: bool) -> Any:
+        """bm25s tokens of `texts`: vocabulary ids for indexing, strings for questions."""
         return self._bm25s.tokenize(
             texts, stopwords="en", stemmer=self._stemmer, return_ids=ids, show_progress=False
         )
@@ -192,7 +193,7 @@ class Bm25sPeer:
         """Index `texts` (title and body already joined by the caller)."""
         self.ids = list(ids)
         self.retriever = self._bm25s.BM25(backend="numpy")
-        self.retriever.index(self._tokens(list(texts), ids=True), show_progress=False)
+        self.retriever.index(self.tokens(list(texts), ids=True), show_progress=False)
 
     def build_documents(self, documents: Iterable[Document]) -> None:
         """Index documents as BEIR does for BM25: title, a space, then the text."""
@@ -212,7 +213,7 @@ class Bm25sPeer:
         if not questions:
             return []
         k = min(k, len(self.ids))
-        tokens = self._tokens(list(questions), ids=False)
+        tokens = self.tokens(list(questions), ids=False)
         found, scores = self.retriever.retrieve(
             tokens, k=k, n_threads=1, backend_selection="numpy", show_progress=False
         )

@@ -228,11 +228,11 @@ def measure_rank_bm25(name: str) -> dict[str, Any]:
 
     documents, questions = workload(name)
     tokenizer = Bm25sPeer()  # the same tokens as the bm25s peer
-    corpus = tokenizer._tokens([f"{d.title} {d.text}" for d in documents], ids=False)
+    corpus = tokenizer.tokens([f"{d.title} {d.text}" for d in documents], ids=False)
     build_s, bm25 = timed(lambda: BM25Okapi(corpus))
 
     def one(q: str) -> Any:
-        scores = bm25.get_scores(tokenizer._tokens([q], ids=False)[0])
+        scores = bm25.get_scores(tokenizer.tokens([q], ids=False)[0])
         top = np.argpartition(-scores, 10)[:10]
         return top[np.argsort(-scores[top])]
 
