@@ -5,7 +5,7 @@
 
 Each system's build + save + load + query phase runs in its own fresh interpreter, so its peak RSS
 is its own. Figures (see benchmarks/README.md) go to stdout and benchmarks/results/speed.{md,json};
-the latency-versus-size plot to benchmarks/results/latency.png.
+the latency-versus-size plot to benchmarks/results/latency.png (latency-<sizes>.png for a partial run).
 """
 
 from __future__ import annotations
@@ -442,7 +442,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stem = "speed-small"
     (RESULTS / f"{stem}.md").write_text(report + "\n", encoding="utf-8")
     (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    plot({k: v for k, v in results.items() if k != "cold_start"}, RESULTS / "latency.png")
+    # Only a run over every size owns latency.png; a partial run's plot is named by its sizes.
+    picture = "latency.png" if stem == "speed" else f"latency{stem.removeprefix('speed')}.png"
+    plot({k: v for k, v in results.items() if k != "cold_start"}, RESULTS / picture)
     return 0
 
 
