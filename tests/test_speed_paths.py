@@ -206,3 +206,42 @@ def test_weighting_and_reordering_in_slices_change_nothing(
     sliced = build_store(passages, IndexSettings(weighting=weighting))
     for name in ("term_hash", "idf", "df", "post_ptr", "post_idx", "post_w"):
         assert np.array_equal(getattr(whole, name), getattr(sliced, name)), name
+
+
+def test_an_index_keyed_by_the_older_blake2b_hash_still_answers(
+    shipped: Index, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from emsqa.store import MANIFEST, StringTable, _checksum, hash_terms, save_store
+
+    store = shipped.store_
+    assert store is not None
+    terms = [store.terms[i] for i in range(store.n_terms)]
+    old = hash_terms(terms, "blake2b-64")
+    order = np.argsort(old, kind="stable")
+    counts = np.diff(store.post_ptr)[order]
+    ptr = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    gather = np.concatenate([np.arange(store.post_ptr[t], store.post_ptr[t + 1]) for t in order])
+    older = dataclasses.replace(
+        store,
+        term_hash=old[order],
+        terms=StringTable.of([terms[t] for t in order]),
+        idf=store.idf[order],
+        df=store.df[order],
+        post_ptr=ptr,
+        post_idx=store.post_idx[gather],
+        post_w=store.post_w[gather],
+        term_hash_kind="blake2b-64",
+        cache={},
+    )
+    folder = save_store(older, tmp_path / "older")
+    manifest = json.loads((folder / MANIFEST).read_text("utf-8"))
+    del manifest["term_hash"]  # as the earlier format wrote it
+    manifest["checksum"] = _checksum(manifest)
+    (folder / MANIFEST).write_text(json.dumps(manifest), "utf-8")
+    reopened = Index.load(folder)
+    assert reopened.store_ is not None and reopened.store_.term_hash_kind == "blake2b-64"
+    for question in _questions()[:30]:
+        assert reopened.search(question, k=5) == shipped.search(question, k=5)
