@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from emsqa.datatypes import Document
-from emsqa.errors import CorpusError
+from emsqa.errors import CorpusError, TestSetError
+from emsqa.metrics import read_qrels
 
 __all__ = [
     "BeirSet",
@@ -138,24 +139,11 @@ def _string_field(
 
 
 def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
-    for lineno, raw in enumerate(_open_text(path), start=1):
-        line = raw.rstrip("\r\n")
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) != 3:
-            raise CorpusError(f"{path} line {lineno}: expected 3 tab-separated fields")
-        query_id, doc_id, grade = (f.strip() for f in fields)
-        try:
-            score = int(grade)
-        except ValueError:
-            if lineno == 1:  # the header: query-id corpus-id score
-                continue
-            raise CorpusError(f"{path} line {lineno}: score {grade!r} is not an integer") from None
-        if not query_id or not doc_id:
-            raise CorpusError(f"{path} line {lineno}: empty query or corpus id")
-        qrels.setdefault(query_id, {})[doc_id] = score
+    """The split's judgements through metrics.read_qrels; a malformed file is a CorpusError here."""
+    try:
+        qrels = read_qrels(path)
+    except TestSetError as exc:
+        raise CorpusError(exc.message, hint=exc.hint) from None
     if not qrels:
         raise CorpusError(f"{path}: no relevance judgements")
     return qrels

@@ -188,7 +188,7 @@ def test_load_beir_unknown_split_lists_available_ones(tmp_path: Path) -> None:
 
 def test_load_beir_bad_score_names_line(tmp_path: Path) -> None:
     folder = _write_beir(tmp_path / "score", CORPUS, QUERIES, "q1\td1\t1\nq2\td2\thigh\n")
-    with pytest.raises(CorpusError, match=r"test\.tsv line 2: score 'high' is not an integer"):
+    with pytest.raises(CorpusError, match=r"test\.tsv:2: relevance 'high' is not a whole number"):
         load_beir(folder)
 
 
