@@ -90,8 +90,6 @@ class IndexSettings:
             raise UsageError(
                 f"idf must be 'smooth', or 'bm25' with weighting='bm25', not {self.idf!r}"
             )
-        if self.idf not in ("smooth", "bm25") or (self.idf == "bm25" and self.weighting != "bm25"):
-            raise UsageError(f"idf must be 'smooth', or 'bm25' with weighting='bm25', not {self.idf!r}")
         if self.abstain_below is not None and not (0 <= self.abstain_below <= 1):
             raise UsageError(f"abstain_below must be within 0..1, not {self.abstain_below}")
         if self.title_weight < 0 or self.section_weight < 0:
