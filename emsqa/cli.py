@@ -198,14 +198,15 @@ def _index_progress(stream: TextIO) -> Iterator[Callable[[int, int], None] | Non
             if "counter" not in state:
                 if total < PROGRESS_FROM:
                     return
-                from prompt_toolkit.input import DummyInput
+                from prompt_toolkit.input import create_pipe_input
                 from prompt_toolkit.output import create_output
                 from prompt_toolkit.shortcuts import ProgressBar
 
+                # the bar reads no keys: an idle pipe (stdin may not be a terminal, and an
+                # input at end-of-file would stop the bar's application with EOFError)
+                keys = stack.enter_context(create_pipe_input())
                 out = create_output(stdout=stream)
-                bar = stack.enter_context(
-                    ProgressBar(title="Indexing", output=out, input=DummyInput())
-                )
+                bar = stack.enter_context(ProgressBar(title="Indexing", output=out, input=keys))
                 state["bar"], state["counter"] = bar, bar(label="passages", total=total)
             counter = state["counter"]
             counter.items_completed = done

@@ -159,7 +159,9 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_index_progress_shows_on_a_terminal_for_a_large_corpus_only() -> None:
+def test_index_progress_shows_on_a_terminal_for_a_large_corpus_only(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     from emsqa.cli import PROGRESS_FROM, _index_progress
 
     total = PROGRESS_FROM * 2
@@ -177,6 +179,7 @@ def test_index_progress_shows_on_a_terminal_for_a_large_corpus_only() -> None:
         assert report is not None
         report(10, 10)
     assert small.getvalue() == ""
+    assert "Traceback" not in capfd.readouterr().err  # the bar's own thread ended cleanly
 
 
 def test_index_progress_stays_silent_when_stderr_is_not_a_terminal(
