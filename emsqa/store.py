@@ -49,7 +49,7 @@ __all__ = [
     "save_store",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: terms keyed by the "term_hash" the manifest names (1: BLAKE2b, still read)
 FORMAT_NAME = "emsqa-index"
 MANIFEST = "manifest.json"
 _FULL_DIGEST_LIMIT = 64 * 2**20  # arrays above this are checked by size and a head/tail digest

@@ -296,16 +296,15 @@ class Lexicon:
     groups: tuple[tuple[str, ...], ...]
     _by_tokens: dict[tuple[str, ...], int] = field(default_factory=dict, repr=False, compare=False)
 
+    longest: int = field(default=0, repr=False, compare=False)  # words in the longest form
+
     def __post_init__(self) -> None:
         for gi, group in enumerate(self.groups):
             for form in group:
                 key = tuple(tokenize(form))
                 if key:
                     self._by_tokens.setdefault(key, gi)
-
-    @property
-    def longest(self) -> int:
-        return max((len(k) for k in self._by_tokens), default=0)
+        object.__setattr__(self, "longest", max(map(len, self._by_tokens), default=0))
 
     def expansions(self, text: str) -> list[tuple[str, str]]:
         """(form found in text, equivalent form) pairs, in order of appearance, each group once."""

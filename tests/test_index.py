@@ -110,7 +110,7 @@ def test_save_load_round_trip(index: Index, tmp_path) -> None:
         ]
         assert loaded.ask(q).to_dict() == index.ask(q).to_dict()
     manifest = json.loads((tmp_path / "idx" / MANIFEST).read_text())
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert set(manifest["versions"]) == {"emsqa", "scikit-learn", "numpy"}
     assert manifest["settings"]["weighting"] == "bm25"
     assert "stop_words" in manifest["analyzer"]
