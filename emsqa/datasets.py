@@ -11,13 +11,14 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from emsqa.datatypes import Document
-from emsqa.errors import CorpusError, TestSetError
+from emsqa.errors import CorpusError, EmsqaWarning, TestSetError, UsageError
 from emsqa.metrics import read_qrels
 
 __all__ = [
@@ -149,12 +150,40 @@ def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
     return qrels
 
 
-def load_beir(folder: str | os.PathLike[str], *, split: str = "test") -> BeirSet:
+def _duplicate(
+    path: Path, lineno: int, key: str, first: int, mode: str, repeats: list[tuple[int, str]]
+) -> None:
+    if mode == "error":
+        raise CorpusError(f"{path} line {lineno}: duplicate _id {key!r} (first on line {first})")
+    repeats.append((lineno, key))
+
+
+def _warn_repeats(path: Path, repeats: list[tuple[int, str]]) -> None:
+    if repeats:
+        lineno, key = repeats[0]
+        warnings.warn(
+            f"{path}: {len(repeats):,} records reuse an earlier _id (first: {key!r} on line "
+            f"{lineno}); the last record of each id is kept, as BEIR's loader does, so judgements "
+            "on those ids are ambiguous",
+            EmsqaWarning,
+            stacklevel=3,
+        )
+
+
+def load_beir(
+    folder: str | os.PathLike[str], *, split: str = "test", duplicates: str = "warn"
+) -> BeirSet:
     """Read a BEIR folder: corpus.jsonl[.gz], queries.jsonl[.gz] and qrels/{split}.tsv.
 
     Document ids are the corpus `_id`s; `source` is `"<folder name>:<_id>"`. Raises CorpusError
-    for a missing file, a malformed line, a duplicate id, or a judged query absent from the queries.
+    for a missing file, a malformed line, or a judged query absent from the queries.
+
+    An `_id` used twice makes its judgements ambiguous. With duplicates="warn" (the default) the
+    last record wins, as in BEIR's own loader (a dict keyed by `_id`), and one EmsqaWarning per file
+    says how many ids repeat; duplicates="error" raises CorpusError naming both lines instead.
     """
+    if duplicates not in ("warn", "error"):
+        raise UsageError(f"duplicates must be 'warn' or 'error', not {duplicates!r}")
     root = Path(folder)
     if not root.is_dir():
         raise CorpusError(f"{root}: not a folder")
@@ -168,40 +197,39 @@ def load_beir(folder: str | os.PathLike[str], *, split: str = "test") -> BeirSet
     qrels = _read_qrels(qrels_path)
 
     corpus_path = _first_existing(root, ("corpus.jsonl", "corpus.jsonl.gz"))
-    documents: list[Document] = []
+    by_id: dict[str, Document] = {}
     first_line: dict[str, int] = {}
+    repeats: list[tuple[int, str]] = []
     for lineno, record in _jsonl_records(corpus_path):
         doc_id = _string_field(record, "_id", corpus_path, lineno, required=True)
         if doc_id in first_line:
-            raise CorpusError(
-                f"{corpus_path} line {lineno}: duplicate _id {doc_id!r} "
-                f"(first on line {first_line[doc_id]})"
-            )
-        first_line[doc_id] = lineno
-        documents.append(
-            Document(
-                id=doc_id,
-                title=_string_field(record, "title", corpus_path, lineno, required=False),
-                text=_string_field(record, "text", corpus_path, lineno, required=False),
-                source=f"{root.name}:{doc_id}",
-            )
+            _duplicate(corpus_path, lineno, doc_id, first_line[doc_id], duplicates, repeats)
+        else:
+            first_line[doc_id] = lineno
+        by_id[doc_id] = Document(
+            id=doc_id,
+            title=_string_field(record, "title", corpus_path, lineno, required=False),
+            text=_string_field(record, "text", corpus_path, lineno, required=False),
+            source=f"{root.name}:{doc_id}",
         )
+    _warn_repeats(corpus_path, repeats)
+    documents = list(by_id.values())
     if not documents:
         raise CorpusError(f"{corpus_path}: no documents")
 
     queries_path = _first_existing(root, ("queries.jsonl", "queries.jsonl.gz"))
     queries: dict[str, str] = {}
     query_line: dict[str, int] = {}
+    repeats = []
     for lineno, record in _jsonl_records(queries_path):
         query_id = _string_field(record, "_id", queries_path, lineno, required=True)
         if query_id in query_line:
-            raise CorpusError(
-                f"{queries_path} line {lineno}: duplicate _id {query_id!r} "
-                f"(first on line {query_line[query_id]})"
-            )
-        query_line[query_id] = lineno
+            _duplicate(queries_path, lineno, query_id, query_line[query_id], duplicates, repeats)
+        else:
+            query_line[query_id] = lineno
         if query_id in qrels:
             queries[query_id] = _string_field(record, "text", queries_path, lineno, required=True)
+    _warn_repeats(queries_path, repeats)
     missing = [q for q in qrels if q not in queries]
     if missing:
         raise CorpusError(

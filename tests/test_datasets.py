@@ -156,14 +156,32 @@ def test_load_beir_duplicate_document_id_names_both_lines(tmp_path: Path) -> Non
     with pytest.raises(
         CorpusError, match=r"corpus\.jsonl line 4: duplicate _id 'd2' \(first on line 2\)"
     ):
-        load_beir(folder)
+        load_beir(folder, duplicates="error")
 
 
-def test_load_beir_duplicate_query_id_is_an_error(tmp_path: Path) -> None:
+def test_load_beir_duplicate_query_id_is_an_error_when_asked(tmp_path: Path) -> None:
     queries = [*QUERIES, {"_id": "q1", "text": "Another question with the same id"}]
     folder = _write_beir(tmp_path / "dupq", CORPUS, queries, QRELS_CRLF)
     with pytest.raises(CorpusError, match=r"queries\.jsonl line 4: duplicate _id 'q1'"):
-        load_beir(folder)
+        load_beir(folder, duplicates="error")
+
+
+def test_load_beir_duplicates_by_default_warn_once_and_keep_the_last(tmp_path: Path) -> None:
+    from emsqa.errors import EmsqaWarning
+
+    corpus = [*CORPUS, {"_id": "d2", "title": "Other", "text": "A different text."}]
+    queries = [*QUERIES, {"_id": "q1", "text": "The same id again"}]
+    folder = _write_beir(tmp_path / "dupw", corpus, queries, QRELS_CRLF)
+    with pytest.warns(EmsqaWarning) as caught:
+        beir = load_beir(folder)
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 2  # one per file, each naming its first repeat
+    assert "corpus.jsonl: 1 records reuse an earlier _id (first: 'd2' on line 4)" in messages[0]
+    assert "queries.jsonl: 1 records reuse an earlier _id (first: 'q1' on line 4)" in messages[1]
+    ids = [d.id for d in beir.documents]
+    assert ids.count("d2") == 1 and len(ids) == len(CORPUS)
+    assert next(d for d in beir.documents if d.id == "d2").text == "A different text."
+    assert beir.queries["q1"] == "The same id again"
 
 
 def test_load_beir_bad_json_names_file_and_line(tmp_path: Path) -> None:
@@ -312,13 +330,19 @@ def test_scifact_counts() -> None:
 
 @pytest.mark.data
 def test_medquad_counts() -> None:
+    from emsqa.errors import EmsqaWarning
+
     folder = _shared("medquad/beir")
     with gzip.open(folder / "corpus.jsonl.gz", "rt", encoding="utf-8") as fh:
         raw_ids = [json.loads(line)["_id"] for line in fh]
     if len(set(raw_ids)) != len(raw_ids):
-        # load_beir rejects such a corpus on purpose, naming the file and the line.
+        # Strict reading refuses it, naming the line; the default warns and keeps one per id.
         with pytest.raises(CorpusError, match=r"corpus\.jsonl\.gz line \d+: duplicate _id"):
-            load_beir(folder)
+            load_beir(folder, duplicates="error")
+        with pytest.warns(EmsqaWarning, match="reuse an earlier _id"):
+            beir = load_beir(folder)
+        assert len(beir.documents) == len(set(raw_ids))
+        assert len(beir.queries) == len(beir.qrels) > 0
         pytest.skip(
             f"shared MedQuAD BEIR files have non-unique ids ({len(raw_ids)} rows, "
             f"{len(set(raw_ids))} distinct), so their qrels are ambiguous; regenerate them"
