@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chat_driver import drive_chat
 
 from emsqa import api
 from emsqa.answer import NOT_FOUND
@@ -303,23 +304,7 @@ def test_cli_shipped_corpus_answers_odd_questions(
 
 def chat_session(conversation: api.Conversation, keys: str, history: Path) -> tuple[int, list[str]]:
     """Type `keys` into run_chat through a pipe; (exit code, every printed block)."""
-    from prompt_toolkit.input import create_pipe_input
-    from prompt_toolkit.output import DummyOutput
-
-    from emsqa.repl import run_chat
-
-    blocks: list[str] = []
-    with create_pipe_input() as pipe:
-        pipe.send_text(keys)
-        code = run_chat(
-            conversation,
-            input=pipe,
-            output=DummyOutput(),
-            history_path=history,
-            color=False,
-            print_fn=blocks.append,
-        )
-    return code, blocks
+    return drive_chat(conversation, keys, history)
 
 
 def errors_in(blocks: list[str]) -> list[str]:

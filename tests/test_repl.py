@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chat_driver import drive_chat
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
-from prompt_toolkit.input import create_pipe_input
-from prompt_toolkit.output import DummyOutput
 
 from emsqa.api import Conversation, open_index
 from emsqa.errors import QuestionError
-from emsqa.repl import COMMANDS, default_history_path, open_history, run_chat, run_lines
+from emsqa.repl import COMMANDS, default_history_path, open_history, run_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,18 +77,7 @@ def session(
     conversation: Any, keys: str, history: Path, *, color: bool = False
 ) -> tuple[int, list[str]]:
     """Type `keys` into a chat and return its exit code and every block it printed."""
-    blocks: list[str] = []
-    with create_pipe_input() as pipe:
-        pipe.send_text(keys)
-        code = run_chat(
-            conversation,
-            input=pipe,
-            output=DummyOutput(),
-            history_path=history,
-            color=color,
-            print_fn=blocks.append,
-        )
-    return code, blocks
+    return drive_chat(conversation, keys, history, color=color)
 
 
 def flat(text: str) -> str:
