@@ -150,15 +150,22 @@ def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
     return qrels
 
 
-def _duplicate(
-    path: Path, lineno: int, key: str, first: int, mode: str, repeats: list[tuple[int, str]]
-) -> None:
-    if mode == "error":
-        raise CorpusError(f"{path} line {lineno}: duplicate _id {key!r} (first on line {first})")
-    repeats.append((lineno, key))
-
-
-def _warn_repeats(path: Path, repeats: list[tuple[int, str]]) -> None:
+def _records_by_id(path: Path, duplicates: str) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(line, _id, record) of a JSON Lines file. A repeated _id raises (duplicates="error") or is
+    yielded again and reported in one EmsqaWarning once the file is read ("warn")."""
+    first_line: dict[str, int] = {}
+    repeats: list[tuple[int, str]] = []
+    for lineno, record in _jsonl_records(path):
+        key = _string_field(record, "_id", path, lineno, required=True)
+        if key in first_line:
+            if duplicates == "error":
+                raise CorpusError(
+                    f"{path} line {lineno}: duplicate _id {key!r} (first on line {first_line[key]})"
+                )
+            repeats.append((lineno, key))
+        else:
+            first_line[key] = lineno
+        yield lineno, key, record
     if repeats:
         lineno, key = repeats[0]
         warnings.warn(
@@ -198,38 +205,22 @@ def load_beir(
 
     corpus_path = _first_existing(root, ("corpus.jsonl", "corpus.jsonl.gz"))
     by_id: dict[str, Document] = {}
-    first_line: dict[str, int] = {}
-    repeats: list[tuple[int, str]] = []
-    for lineno, record in _jsonl_records(corpus_path):
-        doc_id = _string_field(record, "_id", corpus_path, lineno, required=True)
-        if doc_id in first_line:
-            _duplicate(corpus_path, lineno, doc_id, first_line[doc_id], duplicates, repeats)
-        else:
-            first_line[doc_id] = lineno
+    for lineno, doc_id, record in _records_by_id(corpus_path, duplicates):
         by_id[doc_id] = Document(
             id=doc_id,
             title=_string_field(record, "title", corpus_path, lineno, required=False),
             text=_string_field(record, "text", corpus_path, lineno, required=False),
             source=f"{root.name}:{doc_id}",
         )
-    _warn_repeats(corpus_path, repeats)
     documents = list(by_id.values())
     if not documents:
         raise CorpusError(f"{corpus_path}: no documents")
 
     queries_path = _first_existing(root, ("queries.jsonl", "queries.jsonl.gz"))
     queries: dict[str, str] = {}
-    query_line: dict[str, int] = {}
-    repeats = []
-    for lineno, record in _jsonl_records(queries_path):
-        query_id = _string_field(record, "_id", queries_path, lineno, required=True)
-        if query_id in query_line:
-            _duplicate(queries_path, lineno, query_id, query_line[query_id], duplicates, repeats)
-        else:
-            query_line[query_id] = lineno
+    for lineno, query_id, record in _records_by_id(queries_path, duplicates):
         if query_id in qrels:
             queries[query_id] = _string_field(record, "text", queries_path, lineno, required=True)
-    _warn_repeats(queries_path, repeats)
     missing = [q for q in qrels if q not in queries]
     if missing:
         raise CorpusError(
