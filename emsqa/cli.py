@@ -180,40 +180,17 @@ def _run_index(args: argparse.Namespace) -> int:
     return 0
 
 
-PROGRESS_FROM = 5_000  # passages: smaller corpora index too fast to need a progress bar
-
-
 @contextlib.contextmanager
 def _index_progress(stream: TextIO) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar (prompt_toolkit's) on a terminal's stderr while a large corpus is analysed;
-    nothing when stderr is redirected or the corpus is small."""
+    """The REPL module's progress bar on a terminal's stderr; nothing when stderr is redirected
+    (then prompt_toolkit is not even imported)."""
     isatty = getattr(stream, "isatty", None)
     if not (isatty and isatty()):
         yield None
         return
-    with contextlib.ExitStack() as stack:
-        state: dict[str, Any] = {}
+    from emsqa.repl import index_progress
 
-        def report(done: int, total: int) -> None:
-            if "counter" not in state:
-                if total < PROGRESS_FROM:
-                    return
-                from prompt_toolkit.input import create_pipe_input
-                from prompt_toolkit.output import create_output
-                from prompt_toolkit.shortcuts import ProgressBar
-
-                # the bar reads no keys: an idle pipe (stdin may not be a terminal, and an
-                # input at end-of-file would stop the bar's application with EOFError)
-                keys = stack.enter_context(create_pipe_input())
-                out = create_output(stdout=stream)
-                bar = stack.enter_context(ProgressBar(title="Indexing", output=out, input=keys))
-                state["bar"], state["counter"] = bar, bar(label="passages", total=total)
-            counter = state["counter"]
-            counter.items_completed = done
-            if done >= total:
-                counter.done = True
-            state["bar"].invalidate()
-
+    with index_progress(stream) as report:
         yield report
 
 

@@ -8,13 +8,14 @@ and prints the plain answers, separated by blank lines.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TextIO
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
@@ -29,18 +30,57 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import ANSI
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
-from prompt_toolkit.input import Input
-from prompt_toolkit.output import Output
-from prompt_toolkit.shortcuts import print_formatted_text
+from prompt_toolkit.input import Input, create_pipe_input
+from prompt_toolkit.output import Output, create_output
+from prompt_toolkit.shortcuts import ProgressBar, print_formatted_text
 
 from emsqa import render
 from emsqa.errors import EmsqaError, UsageError
 from emsqa.render import Fragment
 
-__all__ = ["COMMANDS", "default_history_path", "open_history", "run_chat", "run_lines"]
+__all__ = [
+    "COMMANDS",
+    "PROGRESS_FROM",
+    "default_history_path",
+    "index_progress",
+    "open_history",
+    "run_chat",
+    "run_lines",
+]
 
 PrintFn = Callable[[str], None]
 """Receives each finished block of output (plain or ANSI text, no trailing newline)."""
+
+
+# --------------------------------------------------------------------------- progress
+
+PROGRESS_FROM = 5_000  # passages: smaller corpora index too fast to need a progress bar
+
+
+@contextlib.contextmanager
+def index_progress(stream: TextIO) -> Iterator[Callable[[int, int], None]]:
+    """A progress callback(done, total) drawing prompt_toolkit's bar on `stream` (a terminal) once
+    a corpus of PROGRESS_FROM passages or more is being analysed."""
+    with contextlib.ExitStack() as stack:
+        state: dict[str, Any] = {}
+
+        def report(done: int, total: int) -> None:
+            if "counter" not in state:
+                if total < PROGRESS_FROM:
+                    return
+                # the bar reads no keys: an idle pipe (stdin may not be a terminal, and an
+                # input at end-of-file would stop the bar's application with EOFError)
+                keys = stack.enter_context(create_pipe_input())
+                out = create_output(stdout=stream)
+                bar = stack.enter_context(ProgressBar(title="Indexing", output=out, input=keys))
+                state["bar"], state["counter"] = bar, bar(label="passages", total=total)
+            counter = state["counter"]
+            counter.items_completed = done
+            if done >= total:
+                counter.done = True
+            state["bar"].invalidate()
+
+        yield report
 
 
 # --------------------------------------------------------------------------- history

@@ -162,7 +162,8 @@ class _Terminal(io.StringIO):
 def test_index_progress_shows_on_a_terminal_for_a_large_corpus_only(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    from emsqa.cli import PROGRESS_FROM, _index_progress
+    from emsqa.cli import _index_progress
+    from emsqa.repl import PROGRESS_FROM
 
     total = PROGRESS_FROM * 2
     screen = _Terminal()
