@@ -26,6 +26,7 @@ from emsqa.text import Analyzer, Lexicon, tokenize
 __all__ = ["ABSTAIN_BELOW", "NOT_FOUND", "compose", "coverage", "smalltalk"]
 
 ABSTAIN_BELOW = 0.778  # calibrated: see the module docstring and tests/test_calibration.py
+SUBJECT_WEIGHT = 0.15
 NOVELTY_WEIGHT = 0.3
 NOT_FOUND = "I could not find this in the corpus."
 
@@ -164,6 +165,7 @@ def _display(raw: str) -> str:
 def _candidates(pq: PreparedQuery, hits: Sequence[Hit], analyzer: Analyzer) -> list[_Candidate]:
     best = hits[0].score or 1.0
     own_bigrams = {t for t in pq.query.terms if " " in t}
+    subjects = {t for t in pq.query.terms if " " not in t}
     asked = set(pq.terms)
     kind = _answer_kind(pq.query.text, pq.intents)
     question_words = set(tokenize(pq.query.text))
@@ -198,6 +200,10 @@ def _candidates(pq: PreparedQuery, hits: Sequence[Hit], analyzer: Analyzer) -> l
                 score += ANSWER_TYPE_WEIGHT
             if "definition" in pq.intents and _DEFINITION.search(display):
                 score += 0.1
+                # a definition of the thing asked about, not of a neighbour ("AEMT — ..." for "EMT?")
+                lead = analyzer.content(" ".join(display.split()[:2]))
+                if lead and lead[0] in subjects:
+                    score += SUBJECT_WEIGHT
             if "comparison" in pq.intents and _CONTRAST.search(display):
                 score += 0.1
             if reference_list:  # a bibliography names topics; it does not answer questions on them

@@ -127,3 +127,10 @@ def test_shipped_index_is_cached_and_reused_without_sklearn(tmp_path) -> None:
     assert _run(code, str(tmp_path)) == "True"  # first use builds (with scikit-learn) and caches
     assert _run(code, str(tmp_path)) == "False"  # later starts load the cached arrays
     assert list((tmp_path / "emsqa").glob("shipped-*/manifest.json"))
+
+
+def test_a_definition_question_is_answered_about_its_own_subject(shipped: Index) -> None:
+    """'What is an EMT?' must not open with the definition of a neighbour such as the AEMT."""
+    first = shipped.ask("What is an EMT?").sentences[0].text
+    assert first.split()[0].strip(",—") in {"EMT", "EMTs", "An", "An EMT"}
+    assert not first.startswith("AEMT")
