@@ -162,7 +162,14 @@ def _display(raw: str) -> str:
     return " ".join(lines)
 
 
-def _candidates(pq: PreparedQuery, hits: Sequence[Hit], analyzer: Analyzer) -> list[_Candidate]:
+def _candidates(
+    pq: PreparedQuery,
+    hits: Sequence[Hit],
+    analyzer: Analyzer,
+    term_sets: Sequence[frozenset[str]],
+) -> list[_Candidate]:
+    """Every sentence of `hits` scored; `term_sets` are the hits' passage terms (title and section
+    included), already analysed for the confidence."""
     best = hits[0].score or 1.0
     own_bigrams = {t for t in pq.query.terms if " " in t}
     subjects = {t for t in pq.query.terms if " " not in t}
@@ -170,9 +177,9 @@ def _candidates(pq: PreparedQuery, hits: Sequence[Hit], analyzer: Analyzer) -> l
     kind = _answer_kind(pq.query.text, pq.intents)
     question_words = set(tokenize(pq.query.text))
     out = []
-    for hit in hits:
+    for hit, passage_terms in zip(hits, term_sets, strict=True):
         p = hit.passage
-        context = coverage(pq, frozenset(analyzer.fields(p.title, p.section, p.text, 1, 1)))
+        context = coverage(pq, passage_terms)
         reference_list = p.section.strip().lower() in _REFERENCE_SECTIONS
         before: frozenset[str] = frozenset()  # terms of the sentence before
         for a, b in _units(p.text):
@@ -283,7 +290,9 @@ def compose(
             question=question, text=NOT_FOUND, abstained=True, confidence=confidence, reason=reason,
             related=tuple(hits[:3]), query=pq.query, kind="abstain", hits=tuple(hits),
         )  # fmt: skip
-    chosen = _choose(_candidates(pq, top, analyzer), _sides(pq.query.text, analyzer, lexicon))
+    chosen = _choose(
+        _candidates(pq, top, analyzer, term_sets), _sides(pq.query.text, analyzer, lexicon)
+    )
     numbers: dict[str, int] = {}
     citations: list[Citation] = []
     sentences: list[AnswerSentence] = []

@@ -64,13 +64,14 @@ def default_index() -> Index:
     from emsqa.corpus import corpus_fingerprint
 
     corpus = shipped_corpus()
-    key = f"{corpus_fingerprint(corpus)[:16]}-{_code_key()}"
+    fingerprint = corpus_fingerprint(corpus)
+    key = f"{fingerprint[:16]}-{_code_key()}"
     for root in _cache_roots():
         folder = root / f"shipped-{key}"
         if (folder / MANIFEST).is_file():
             try:
                 index = Index.load(folder)
-                if index.fingerprint == corpus_fingerprint(corpus):
+                if index.fingerprint == fingerprint:
                     return index
             except IndexFormatError:
                 pass  # damaged cache: rebuild below
