@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emsqa.datatypes import Hit, Query
+from emsqa.datatypes import Hit, Query, _unchecked
 from emsqa.errors import QuestionError
 from emsqa.store import Store
 from emsqa.text import LIGHT_WEIGHT, STOP_WORDS, Analyzer, Lexicon, tokenize
@@ -160,20 +160,40 @@ def is_follow_up(question: str, n_content: int) -> bool:
     )
 
 
+# Words without which a frame (in _FRAMES order), or a _FRAME_WORDS word, cannot match: most
+# questions hold none, and one scan for them is far cheaper than every pattern. No key may begin
+# another (the scan reports the first key found at each place).
+_FRAME_KEYS: tuple[tuple[str, ...], ...] = (
+    ("how",),
+    ("how",),
+    ("how", "what"),
+    ("stand", "short", "abbreviation", "mean"),
+    ("what", "who", "defin", "mean"),
+    ("differen", "compar", "vs", "versus", "distinguish"),
+    ("what", "tell me", "true", "know"),
+)
+_FRAME_WORD_KEYS = frozenset(["mean", "stand", "short", "abbreviation", "defin", "differen", "compar", "vs", "versus", "distinguish"])  # fmt: skip
+_FRAME_KEY_RE = re.compile(
+    "|".join(sorted({re.escape(k) for keys in _FRAME_KEYS for k in keys} | _FRAME_WORD_KEYS))
+)
+
+
 def _frames(text: str) -> tuple[str, set[str], list[str]]:
     """(topic words of `text`, its intents, cue words) — see _FRAMES."""
     topic, intents, cues = text, set(), []
-    for pattern, intent, cue_words in _FRAMES:
-        if pattern.search(topic):
+    present = set(_FRAME_KEY_RE.findall(text.lower()))
+    if not present:
+        return text, intents, cues
+    for (pattern, intent, cue_words), keys in zip(_FRAMES, _FRAME_KEYS, strict=True):
+        if not present.isdisjoint(keys) and pattern.search(topic):
             if intent:
                 intents.add(intent)
             cues.extend(cue_words)
-            topic = (
-                pattern.sub(" ", topic)
-                if intent != "definition" or "stand" in pattern.pattern
-                else topic
-            )
-    return _FRAME_WORDS.sub(" ", topic), intents, cues
+            if intent != "definition" or "stand" in pattern.pattern:
+                topic = pattern.sub(" ", topic)
+    if not present.isdisjoint(_FRAME_WORD_KEYS):
+        topic = _FRAME_WORDS.sub(" ", topic)
+    return topic, intents, cues
 
 
 def _edit_distance(a: str, b: str, limit: int) -> int:
@@ -239,17 +259,17 @@ def _near_words(store: Store, tok: str, limit: int) -> list[str]:
     return [store.words[i] for i in rows[bag <= limit].tolist()]
 
 
-def _corrections(store: Store, analyzer: Analyzer, topic: str) -> list[tuple[str, str]]:
-    """(typo, corpus word) for question words the index does not know but a corpus word is one edit
-    away from (two for words of eight letters or more). The first letter must agree."""
+def _corrections(store: Store, analyzer: Analyzer, tokens: Sequence[str]) -> list[tuple[str, str]]:
+    """(typo, corpus word) for question words (`tokens`) the index does not know but a corpus word is
+    one edit away from (two for words of eight letters or more). The first letter must agree."""
     unknown = [
         tok
-        for tok in dict.fromkeys(tokenize(topic))
-        if tok.isalpha() and len(tok) >= 4 and tok not in STOP_WORDS
+        for tok in dict.fromkeys(tokens)
+        if len(tok) >= 4 and tok.isalpha() and tok not in STOP_WORDS
     ]
     if not unknown:
         return []
-    ids = store.lookup([analyzer.content(tok)[0] for tok in unknown])
+    ids = store.lookup(analyzer.content_of(unknown))
     out = []
     for tok, term_id in zip(unknown, ids.tolist(), strict=True):
         if term_id >= 0:
@@ -296,20 +316,31 @@ class _QueryTerms:
             if self.weights[term] < weight:
                 self.weights[term] = weight
 
-    def add(self, text: str, weight: float, corrections: Sequence[tuple[str, str]] = ()) -> None:
-        """Add `text` at `weight` (1 = the question's own words, counted), with its lexicon expansions."""
+    def add(
+        self,
+        text: str,
+        weight: float,
+        corrections: Sequence[tuple[str, str]] = (),
+        tokens: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Add `text` (`tokens`: its tokenize(), if known) at `weight` (1 = the question's own words,
+        counted), with its lexicon expansions. Returns the terms of `text` itself."""
         a = self.analyzer
         light = a.light()
+        if tokens is None:
+            tokens = tokenize(text)
+        words = a.content_of(tokens)
+        own = a.terms_of(words)
         scale = 1.0 if weight >= 1 else CARRIED_CONCEPT  # how much its words count for coverage
         if weight >= 1:
-            self.weights.update(a.terms(text))
+            self.weights.update(own)
             for term in light.intersection(self.weights):
                 self.weights[term] *= LIGHT_WEIGHT
         else:
-            self.raise_to(a.terms(text), weight)
+            self.raise_to(own, weight)
         grouped: set[str] = set()
         groups: dict[str, list[frozenset[str]]] = {}
-        pairs = self.lexicon.expansions(text) if self.lexicon else []
+        pairs = self.lexicon.expansions(text, tokens) if self.lexicon else []
         forms = Counter(found for found, _ in pairs)
         for found, other in pairs:
             self.expansions.append((found, other))
@@ -327,11 +358,12 @@ class _QueryTerms:
             self.concepts.append((scale, tuple(x for x in alternatives if x)))
             grouped.update(alternatives[0])
         known = {t for _, alts in self.concepts for t in alts[0]}
-        for term in dict.fromkeys(a.content(text)):
+        for term in dict.fromkeys(words):
             if term not in grouped and term not in known:
                 self.concepts.append(
                     (scale * (LIGHT_WEIGHT if term in light else 1.0), (frozenset([term]),))
                 )
+        return own
 
 
 def prepare(
@@ -362,10 +394,11 @@ def prepare(
         ):  # "Who may use one?": "one" stands for the earlier subject, which counts in full
             topic = " ".join(w for w in tokenize(topic) if w not in _ANAPHORA)
             carry_weight = 1.0
-    cues = analyzer.content(" ".join(cue_words))
-    corrections = _corrections(store, analyzer, topic)
+    cues = analyzer.content(" ".join(cue_words)) if cue_words else []
+    tokens = tokenize(topic)
+    corrections = _corrections(store, analyzer, tokens)
     acc = _QueryTerms(analyzer, lexicon)
-    acc.add(topic, 1.0, corrections)
+    topic_terms = acc.add(topic, 1.0, corrections, tokens)
     if carried:
         acc.add(carried, carry_weight if carry_weight < 1 else 0.999)
     acc.raise_to(cues, CUE_WEIGHT)
@@ -383,18 +416,19 @@ def prepare(
                 bm25_idf = math.log1p((store.n_passages - df + 0.5) / (df + 0.5))
                 weights[j] *= bm25_idf / float(store.idf[i])
     idf_max = float(math.log(1 + store.n_passages) + 1)
-    idf = {t: (float(store.idf[i]) if i >= 0 else idf_max) for t, i in zip(terms, ids, strict=True)}
-    concepts = tuple(
-        (
-            max(idf.get(t, idf_max) for alt in alts for t in alt) * scale,
-            alts,
-        )
-        for scale, alts in acc.concepts
-        if alts
-    )
+    found_idf = store.idf[np.maximum(ids, 0)].tolist() if len(ids) else []
+    idf = {
+        t: (v if i >= 0 else idf_max)
+        for t, i, v in zip(terms, ids.tolist(), found_idf, strict=True)
+    }
+    concepts = []
+    for scale, alts in acc.concepts:
+        if alts:
+            rarest = max([idf.get(t, idf_max) for alt in alts for t in alt])
+            concepts.append((rarest * scale, alts))
     query = Query(
         text=text,
-        terms=tuple(analyzer.terms(topic)),
+        terms=tuple(topic_terms),
         expansions=tuple(acc.expansions),
         corrections=tuple(corrections),
         carried=tuple(carried.split()),
@@ -405,7 +439,7 @@ def prepare(
         terms=terms,
         weights=tuple(weights),
         term_ids=ids,
-        concepts=concepts,
+        concepts=tuple(concepts),
         intents=frozenset(intents),
         cues=frozenset(cues),
     )
@@ -429,12 +463,10 @@ def score_candidates(store: Store, pq: PreparedQuery) -> tuple[np.ndarray, np.nd
     if not len(ids):
         return np.empty(0, dtype=np.int64), np.empty(0)
     ptr, pidx, pw = store.post_ptr, store.post_idx, store.post_w
-    starts, ends = ptr[ids].tolist(), ptr[ids + 1].tolist()
-    idx = np.concatenate([pidx[a:b] for a, b in zip(starts, ends, strict=True)])
+    spans = list(zip(ptr[ids].tolist(), ptr[ids + 1].tolist(), strict=True))
+    idx = np.concatenate([pidx[a:b] for a, b in spans])
     # float64 products summed in term order: the batch path (a sparse product) gives the same bits
-    vals = np.concatenate([pw[a:b] for a, b in zip(starts, ends, strict=True)]) * np.repeat(
-        w, np.subtract(ends, starts)
-    )
+    vals = np.concatenate([pw[a:b] for a, b in spans]) * np.repeat(w, [b - a for a, b in spans])
     n = store.n_passages
     if len(idx) * 16 < n:  # few postings: sort them instead of touching every passage
         cands, inverse = np.unique(idx, return_inverse=True)
@@ -536,34 +568,52 @@ def _rank(
     else:
         top = np.arange(len(cands))
     order = top[np.lexsort((cands[top], -scores[top]))][:want]
-    numbers = cands[order]
+    at = cands[order]
+    numbers = at.tolist()
     top_scores = scores[order].tolist()
-    docs = store.p_doc[numbers].tolist()
-    spans = list(zip(store.p_start[numbers].tolist(), store.p_end[numbers].tolist(), strict=True))
-    kept: list[int] = []  # positions in `numbers` of the passages shown
-    seen_text: set[int] = set()
-    hits: list[Hit] = []
-    for o, i in enumerate(numbers.tolist()):
-        if collapse:
+    if not collapse:
+        numbers, top_scores = numbers[:k], top_scores[:k]
+    else:
+        picked: list[int] = []  # positions in `numbers` of the passages shown
+        offsets = store.p_text.offsets
+        docs = store.p_doc[at].tolist()
+        starts = store.p_start[at].tolist()
+        ends = store.p_end[at].tolist()
+        sizes = (offsets[at + 1] - offsets[at]).tolist()
+        kept_spans: dict[int, list[tuple[int, int]]] = {}  # document -> spans shown
+        kept_texts: dict[
+            int, list[bytes | int]
+        ] = {}  # text size -> texts shown (numbers until read)
+        for o, i in enumerate(numbers):
             # skip a window that mostly repeats a kept one of the same document (more than half
             # of the shorter); neighbours sharing their one overlap sentence are both worth showing
-            (s0, e0), d = spans[o], docs[o]
-            if any(
-                docs[j] == d
-                and min(e0, spans[j][1]) - max(s0, spans[j][0])
-                > 0.5 * min(e0 - s0, spans[j][1] - spans[j][0])
-                for j in kept
+            s0, e0, d = starts[o], ends[o], docs[o]
+            same_doc = kept_spans.get(d)
+            if same_doc and any(
+                min(e0, e1) - max(s0, s1) > 0.5 * min(e0 - s0, e1 - s1) for s1, e1 in same_doc
             ):
                 continue
-            text_key = hash(store.p_text.raw(i))
-            if text_key in seen_text:
-                continue
-            seen_text.add(text_key)
-        kept.append(o)
-        hits.append(Hit(passage=store.passage(i), score=top_scores[o], rank=len(hits) + 1))
-        if len(hits) == k:
-            break
-    return hits
+            # skip a passage whose text was shown already (copies of a document); texts are only
+            # read when their sizes agree
+            twins = kept_texts.setdefault(sizes[o], [])
+            if twins:
+                twins[:] = [t if isinstance(t, bytes) else store.p_text.raw(t) for t in twins]
+                raw = store.p_text.raw(i)
+                if raw in twins:
+                    continue
+                twins.append(raw)
+            else:
+                twins.append(i)
+            kept_spans.setdefault(d, []).append((s0, e0))
+            picked.append(o)
+            if len(picked) == k:
+                break
+        numbers, top_scores = [numbers[o] for o in picked], [top_scores[o] for o in picked]
+    passages = store.passages(numbers)
+    return [
+        _unchecked(Hit, {"passage": p, "score": score, "rank": r})
+        for r, (p, score) in enumerate(zip(passages, top_scores, strict=True), 1)
+    ]
 
 
 def explain(store: Store, pq: PreparedQuery, passage_number: int) -> list[tuple[str, float]]:

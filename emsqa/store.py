@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from emsqa.datatypes import Passage
+from emsqa.datatypes import Passage, _unchecked
 from emsqa.errors import IndexFormatError, IndexStateError, IndexWriteError, UsageError
 from emsqa.text import STOP_WORDS, Analyzer, tokenize
 
@@ -250,19 +250,63 @@ class Store:
         if not terms or not self.n_terms:
             return np.full(len(terms), -1, dtype=np.int64)
         known: dict[str, int] = self.cache.setdefault("term_ids", {})  # terms asked before
-        ids = {t: known.get(t) for t in terms}
-        missing = [t for t, i in ids.items() if i is None]
-        if missing:
+        get = known.get
+        ids = [get(t) for t in terms]
+        if None in ids:
+            missing = list(dict.fromkeys(t for t, i in zip(terms, ids, strict=True) if i is None))
             h = hash_terms(missing, self.term_hash_kind)
             pos = np.searchsorted(self.term_hash, h)
             pos[pos >= self.n_terms] = 0
             found = np.where(self.term_hash[pos] == h, pos, -1).tolist()
-            fresh = dict(zip(missing, found, strict=True))
-            ids.update(fresh)
             if len(known) > 200_000:
                 known.clear()
-            known.update(fresh)
-        return np.array([ids[t] for t in terms], dtype=np.int64)
+            known.update(zip(missing, found, strict=True))
+            ids = [known[t] for t in terms]
+        return np.array(ids, dtype=np.int64)
+
+    def passages(self, numbers: Sequence[int]) -> list[Passage]:
+        """Passages number `numbers` as Passage objects (the arrays read once for all of them)."""
+        if len(numbers) < 2:
+            return [self.passage(i) for i in numbers]
+        at = np.asarray(numbers, dtype=np.int64)
+        docs = self.cache.setdefault("documents", {})  # decoded once per document shown
+        if len(docs) >= 100_000:
+            docs.clear()
+        sections = self.cache.setdefault("sections", {})
+        if len(sections) >= 100_000:
+            sections.clear()
+        text_at = self.p_text.offsets
+        blob = self.p_text.blob
+        out = []
+        for d, sec, start, end, ordinal, a, b in zip(
+            self.p_doc[at].tolist(),
+            self.p_section[at].tolist(),
+            self.p_start[at].tolist(),
+            self.p_end[at].tolist(),
+            self.p_ordinal[at].tolist(),
+            text_at[at].tolist(),
+            text_at[at + 1].tolist(),
+            strict=True,
+        ):
+            doc = docs.get(d)
+            if doc is None:
+                doc = docs[d] = (self.doc_ids[d], self.doc_titles[d], self.doc_sources[d])
+            section = sections.get(sec)
+            if section is None:
+                section = sections[sec] = self.sections[sec]
+            fields = {
+                "id": f"{doc[0]}#{ordinal}",
+                "doc_id": doc[0],
+                "title": doc[1],
+                "section": section,
+                "source": doc[2],
+                "text": blob[a:b].tobytes().decode("utf-8"),
+                "start": start,
+                "end": end,
+                "ordinal": ordinal,
+            }
+            out.append(_unchecked(Passage, fields))
+        return out
 
     def passage(self, i: int) -> Passage:
         """Passage number `i` as a Passage object."""

@@ -255,7 +255,12 @@ class Analyzer:
 
     def content(self, text: str) -> list[str]:
         """The stemmed content words of `text` in order (no stop words, no compound parts)."""
-        return [self._stem(t) for t in tokenize(text) if t not in STOP_WORDS]
+        return self.content_of(tokenize(text))
+
+    def content_of(self, tokens: Iterable[str]) -> list[str]:
+        """content() of text already split by tokenize()."""
+        get, stem = self._cache.get, self._stem
+        return [get(t) or stem(t) for t in tokens if t not in STOP_WORDS]
 
     def phrase_terms(self, text: str) -> list[str]:
         """Content words and bigrams, without compound parts (for expansions: "EMT-P" must not add "emt")."""
@@ -266,7 +271,10 @@ class Analyzer:
 
     def terms(self, text: str) -> list[str]:
         """All index terms of `text`: content words, parts of compounds, and adjacent bigrams."""
-        words = self.content(text)
+        return self.terms_of(self.content(text))
+
+    def terms_of(self, words: list[str]) -> list[str]:
+        """terms() of text whose content() is `words`."""
         out = list(words)
         for w in words:
             if "-" in w:
@@ -297,6 +305,7 @@ class Lexicon:
     _by_tokens: dict[tuple[str, ...], int] = field(default_factory=dict, repr=False, compare=False)
 
     longest: int = field(default=0, repr=False, compare=False)  # words in the longest form
+    _firsts: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for gi, group in enumerate(self.groups):
@@ -305,14 +314,21 @@ class Lexicon:
                 if key:
                     self._by_tokens.setdefault(key, gi)
         object.__setattr__(self, "longest", max(map(len, self._by_tokens), default=0))
+        object.__setattr__(self, "_firsts", frozenset(key[0] for key in self._by_tokens))
 
-    def expansions(self, text: str) -> list[tuple[str, str]]:
-        """(form found in text, equivalent form) pairs, in order of appearance, each group once."""
-        toks = tokenize(text)
+    def expansions(self, text: str, tokens: Sequence[str] | None = None) -> list[tuple[str, str]]:
+        """(form found in text, equivalent form) pairs, in order of appearance, each group once.
+
+        `tokens`: tokenize(text), when the caller has it already.
+        """
+        toks = list(tokenize(text) if tokens is None else tokens)
         seen: set[int] = set()
         found: list[tuple[str, str]] = []
-        i, longest = 0, self.longest
+        i, longest, firsts = 0, self.longest, self._firsts
         while i < len(toks):
+            if toks[i] not in firsts:  # no form starts with this word
+                i += 1
+                continue
             for n in range(min(longest, len(toks) - i), 0, -1):
                 gi = self._by_tokens.get(tuple(toks[i : i + n]))
                 if gi is not None:

@@ -249,3 +249,60 @@ def test_an_index_keyed_by_the_older_blake2b_hash_still_answers(
     assert reopened.store_ is not None and reopened.store_.term_hash_kind == "blake2b-64"
     for question in _questions()[:30]:
         assert reopened.search(question, k=5) == shipped.search(question, k=5)
+
+
+def _frames_by_patterns_alone(text: str) -> tuple[str, set[str], list[str]]:
+    """retrieve._frames without its keyword prefilter: every pattern is tried."""
+    topic, intents, cues = text, set(), []
+    for pattern, intent, cue_words in retrieve._FRAMES:
+        if pattern.search(topic):
+            if intent:
+                intents.add(intent)
+            cues.extend(cue_words)
+            if intent != "definition" or "stand" in pattern.pattern:
+                topic = pattern.sub(" ", topic)
+    return retrieve._FRAME_WORDS.sub(" ", topic), intents, cues
+
+
+def test_frame_prefilter_changes_no_question(shipped: Index) -> None:
+    keys = {k for ks in retrieve._FRAME_KEYS for k in ks} | retrieve._FRAME_WORD_KEYS
+    assert not [(a, b) for a in keys for b in keys if a != b and b.startswith(a)]
+    extra = [
+        "What is an EMT?",
+        "What does ALS stand for?",
+        "how many hours does it take",
+        "EMT vs paramedic",
+        "Define triage",
+        "What kind of drugs?",
+        "do you KNOW the dose",
+        "What percentage survive?",
+        "WHO are paramedics",
+        "the meaning of STEMI",
+        "compare AEMT and EMT",
+        "",
+    ]
+    questions = _questions() + extra
+    assert sum(bool(retrieve._frames(q)[1]) for q in questions) > 20  # frames do fire
+    for q in questions:
+        assert retrieve._frames(q) == _frames_by_patterns_alone(q), q
+
+
+def test_passages_read_together_equal_passages_read_one_by_one(shipped: Index) -> None:
+    store = shipped.store_
+    assert store is not None
+    numbers = [5, 0, store.n_passages - 1, 5, 17]
+    together = store.passages(numbers)
+    assert together == [store.passage(i) for i in numbers]
+    assert [hash(p) for p in together] == [hash(store.passage(i)) for i in numbers]
+    assert [repr(p) for p in together] == [repr(store.passage(i)) for i in numbers]
+    assert store.passages([]) == []
+
+
+def test_hits_made_on_the_fast_path_equal_plain_hits(shipped: Index) -> None:
+    from emsqa.datatypes import Hit
+
+    for hit in shipped.search("Can an EMT give aspirin for chest pain?", k=5):
+        plain = Hit(passage=hit.passage, score=hit.score, rank=hit.rank)
+        assert hit == plain and hash(hit) == hash(plain) and repr(hit) == repr(plain)
+        with pytest.raises(AttributeError):
+            hit.rank = 0  # type: ignore[misc]
