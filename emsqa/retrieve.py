@@ -459,6 +459,17 @@ def _query_weights(store: Store, pq: PreparedQuery) -> tuple[np.ndarray, np.ndar
 
 def score_candidates(store: Store, pq: PreparedQuery) -> tuple[np.ndarray, np.ndarray]:
     """(passage numbers, scores) of every passage sharing a term with the question."""
+    cands, scores = _scores(store, pq)
+    if cands is None:
+        cands = np.flatnonzero(scores != 0)  # on booleans: numpy's nonzero of floats is far slower
+        scores = scores[cands]
+    return cands.astype(np.int64), scores
+
+
+def _scores(store: Store, pq: PreparedQuery) -> tuple[np.ndarray | None, np.ndarray]:
+    """(passage numbers, their scores) of the passages sharing a term with the question, or
+    (None, a score for every passage) when the question's postings are many: then sorting them
+    would cost more than one pass over the passages."""
     ids, w = _query_weights(store, pq)
     if not len(ids):
         return np.empty(0, dtype=np.int64), np.empty(0)
@@ -470,19 +481,15 @@ def score_candidates(store: Store, pq: PreparedQuery) -> tuple[np.ndarray, np.nd
     n = store.n_passages
     if len(idx) * 16 < n:  # few postings: sort them instead of touching every passage
         cands, inverse = np.unique(idx, return_inverse=True)
-        scores = np.bincount(inverse, weights=vals)
-    else:
-        full = np.bincount(idx, weights=vals, minlength=n)
-        cands = np.flatnonzero(full != 0)  # on booleans: numpy's nonzero of floats is far slower
-        scores = full[cands]
-    return cands.astype(np.int64), scores
+        return cands, np.bincount(inverse, weights=vals)
+    return None, np.bincount(idx, weights=vals, minlength=n)
 
 
 def search(store: Store, pq: PreparedQuery, k: int = 10, *, collapse: bool = True) -> list[Hit]:
     """The top `k` passages for a prepared question, best first; overlapping windows collapsed."""
     if k <= 0:
         return []
-    cands, scores = score_candidates(store, pq)
+    cands, scores = _scores(store, pq)
     return _rank(store, cands, scores, k, collapse)
 
 
@@ -554,21 +561,27 @@ def search_many(
 
 
 def _rank(
-    store: Store, cands: np.ndarray, scores: np.ndarray, k: int, collapse: bool = True
+    store: Store, cands: np.ndarray | None, scores: np.ndarray, k: int, collapse: bool = True
 ) -> list[Hit]:
-    """Hits for the best `k` of (cands, scores): by score, then passage number; windows collapsed."""
-    if k <= 0 or not len(cands):
+    """Hits for the best `k` of (cands, scores): by score, then passage number; windows collapsed.
+
+    `cands` None: `scores` holds every passage's score, and passages scoring 0 are not candidates.
+    """
+    if k <= 0 or not len(scores):
         return []
-    want = min(len(cands), k * 3 + 8 if collapse else k)
-    if want < len(cands):
+    want = min(len(scores), k * 3 + 8 if collapse else k)
+    if want < len(scores):
         # every candidate scoring at least the want-th best, so ties are broken by passage number
         # whatever order the candidates come in (the batch path gives them unsorted)
         cut = len(scores) - want
-        top = np.flatnonzero(scores >= np.partition(scores, cut)[cut])
+        floor = np.partition(scores, cut)[cut]
+        top = np.flatnonzero(scores >= floor if floor > 0 or cands is not None else scores > 0)
     else:
-        top = np.arange(len(cands))
-    order = top[np.lexsort((cands[top], -scores[top]))][:want]
-    at = cands[order]
+        top = np.arange(len(scores)) if cands is not None else np.flatnonzero(scores > 0)
+    numbers_of = top if cands is None else cands[top]
+    order = np.lexsort((numbers_of, -scores[top]))[:want]
+    at = numbers_of[order]
+    order = top[order]
     numbers = at.tolist()
     top_scores = scores[order].tolist()
     if not collapse:
