@@ -26,7 +26,7 @@ import secrets
 import shutil
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -34,8 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from emsqa.counting import ChunkCounts, count_chunk, merge_chunks
 from emsqa.datatypes import Passage, _unchecked
 from emsqa.errors import IndexFormatError, IndexStateError, IndexWriteError, UsageError
+from emsqa.strings import StringTable
 from emsqa.text import STOP_WORDS, Analyzer, tokenize
 
 __all__ = [
@@ -111,36 +113,6 @@ class IndexSettings:
 @lru_cache(maxsize=8)
 def _shared_analyzer(stem: bool, bigrams: bool) -> Analyzer:
     return Analyzer(stem=stem, bigrams=bigrams)
-
-
-class StringTable:
-    """Many strings as one UTF-8 byte array plus offsets: compact, memory-mappable, no pickle."""
-
-    def __init__(self, blob: np.ndarray, offsets: np.ndarray) -> None:
-        self.blob = blob
-        self.offsets = offsets
-
-    @classmethod
-    def of(cls, strings: Sequence[str]) -> StringTable:
-        joined = "".join(strings).encode("utf-8")
-        offsets = np.zeros(len(strings) + 1, dtype=np.int64)
-        if len(joined) == sum(map(len, strings)):  # all ASCII: characters are bytes
-            np.cumsum(
-                np.fromiter(map(len, strings), dtype=np.int64, count=len(strings)), out=offsets[1:]
-            )
-        else:
-            np.cumsum([len(s.encode("utf-8")) for s in strings], out=offsets[1:])
-        return cls(np.frombuffer(joined, dtype=np.uint8), offsets)
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def raw(self, i: int) -> bytes:
-        """String `i` as its UTF-8 bytes."""
-        return self.blob[self.offsets.item(i) : self.offsets.item(i + 1)].tobytes()
-
-    def __getitem__(self, i: int) -> str:
-        return self.raw(i).decode("utf-8")
 
 
 TERM_HASH = "fnv1a64-mix"  # the term key written by this version (the manifest's "term_hash")
@@ -332,10 +304,6 @@ class Store:
         )
 
 
-def _identity(terms: list[str]) -> list[str]:
-    return terms
-
-
 def _surface_words(
     passages: Sequence[Passage], limit: int = 5000, sample: int = 3000
 ) -> tuple[str, ...]:
@@ -349,44 +317,39 @@ def _surface_words(
 
 _WEIGHT_ROWS = 20_000  # passages weighted at a time (bounds the temporaries)
 _GATHER = 4_000_000  # postings moved into hash order at a time
-PARALLEL_FROM = 50_000  # passages: from here on, passages are analysed by forked worker processes
+PARALLEL_FROM = 50_000  # passages: from here on, passages are counted by forked worker processes
 RARE_BIGRAMS_FROM = 50_000  # passages: from here on, bigrams found in one passage only are dropped
 _CHUNK = 2_000  # passages per unit of work (and per progress report)
 
-Progress = Callable[[int, int], None]  # (passages analysed so far, all passages)
+Progress = Callable[[int, int], None]  # (passages counted so far, all passages)
 
 
-def _analyze(
-    passages: Sequence[Passage], settings: IndexSettings, analyzer: Analyzer
-) -> list[list[str]]:
-    return [
-        analyzer.fields(p.title, p.section, p.text, settings.title_weight, settings.section_weight)
-        for p in passages
-    ]
+def _count(passages: Sequence[Passage], settings: IndexSettings, analyzer: Analyzer) -> ChunkCounts:
+    return count_chunk(passages, analyzer, settings.title_weight, settings.section_weight)
 
 
-# What forked workers analyse: set by the parent just before forking (fork shares it, no copy).
+# What forked workers count: set by the parent just before forking (fork shares it, no copy).
 _WORK: tuple[Sequence[Passage], IndexSettings] = ((), IndexSettings())
 _WORK_LOCK = threading.Lock()  # one parallel build at a time per process
 
 
-def _analyze_chunk(bounds: tuple[int, int]) -> list[list[str]]:
-    """Term lists of passages [a, b) of the build in progress (runs in a forked worker)."""
+def _count_slice(bounds: tuple[int, int]) -> ChunkCounts:
+    """Term counts of passages [a, b) of the build in progress (runs in a forked worker)."""
     passages, settings = _WORK
-    return _analyze(passages[bounds[0] : bounds[1]], settings, settings.analyzer())
+    return _count(passages[bounds[0] : bounds[1]], settings, settings.analyzer())
 
 
-def _term_lists(
+def _chunk_counts(
     passages: Sequence[Passage], settings: IndexSettings, workers: int, progress: Progress | None
-) -> Iterator[list[str]]:
-    """Each passage's terms, in order, analysed `workers` ways; never all held at once."""
+) -> Iterator[ChunkCounts]:
+    """Term counts of each run of _CHUNK passages, in order, counted `workers` ways."""
     global _WORK
     n = len(passages)
     chunks = [(a, min(a + _CHUNK, n)) for a in range(0, n, _CHUNK)]
     if workers <= 1:
         analyzer = Analyzer(stem=settings.stem, bigrams=settings.bigrams)  # its own stem cache
         for a, b in chunks:
-            yield from _analyze(passages[a:b], settings, analyzer)
+            yield _count(passages[a:b], settings, analyzer)
             if progress:
                 progress(b, n)
         return
@@ -399,20 +362,32 @@ def _term_lists(
         finally:
             _WORK = ((), settings)
     with pool:
-        # a few chunks in flight: results wait in memory only while the vectorizer lags
+        # a few chunks in flight: results wait in memory only while the merge lags
         pending: deque[tuple[int, Any]] = deque()
         todo = iter(chunks)
         for bounds in itertools.islice(todo, 2 * workers):
-            pending.append((bounds[1], pool.apply_async(_analyze_chunk, (bounds,))))
+            pending.append((bounds[1], pool.apply_async(_count_slice, (bounds,))))
         while pending:
             done, result = pending.popleft()
-            lists = result.get()
+            counted = result.get()
             nxt = next(todo, None)
             if nxt is not None:
-                pending.append((nxt[1], pool.apply_async(_analyze_chunk, (nxt,))))
-            yield from lists
+                pending.append((nxt[1], pool.apply_async(_count_slice, (nxt,))))
+            yield counted
             if progress:
                 progress(done, n)
+
+
+def _drop_rare_bigrams(x: Any, n_words: int, settings: IndexSettings) -> Any:
+    """`x` without bigrams found in a single passage, from RARE_BIGRAMS_FROM passages on."""
+    if x.shape[0] < RARE_BIGRAMS_FROM or not settings.bigrams:
+        return x
+    df = np.bincount(x.indices, minlength=x.shape[1])
+    rare = df == 1
+    rare[:n_words] = False
+    x.data[rare[x.indices]] = 0
+    x.eliminate_zeros()
+    return x
 
 
 def _default_workers(n_passages: int) -> int:
@@ -430,64 +405,52 @@ def build_store(
     *,
     name: str = "",
     fingerprint: str = "",
-    analyze: Callable[[Sequence[Passage]], list[list[str]]] | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
 ) -> Store:
-    """Index `passages` with scikit-learn's TfidfVectorizer and weight them for retrieval.
+    """Index `passages`: count their terms, weight them with scikit-learn's TF-IDF, store the postings.
 
-    The vectorizer gives the vocabulary, document frequencies and the smoothed IDF
-    ln((1 + n) / (1 + df)) + 1, which never reaches zero: a term found in every passage still counts.
-    With weighting="bm25" each term's weight is then idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avglen)).
+    Terms are counted by emsqa.counting (the terms of Analyzer.fields(), counted with numpy).
+    scikit-learn's TfidfTransformer gives the smoothed IDF ln((1 + n) / (1 + df)) + 1, which never
+    reaches zero: a term found in every passage still counts. With weighting="bm25" each term's
+    weight is then idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avglen)); with "tfidf" the
+    transformer's sublinear tf * idf, l2-normalised per passage.
 
-    Passages are analysed as the vectorizer reads them (no list of every term list is kept), by
-    `workers` forked processes (default: every core from PARALLEL_FROM passages on, else one;
-    the result is the same). From RARE_BIGRAMS_FROM passages on, bigrams found in a single
-    passage are dropped after weighting (passage lengths still count them): on large corpora
-    they are most of the vocabulary and rarely asked for. `progress(done, total)` is called as
-    passages are analysed.
+    Passages are counted in runs of _CHUNK by `workers` forked processes (default: every core from
+    PARALLEL_FROM passages on, else one; the result is the same). From RARE_BIGRAMS_FROM passages
+    on, bigrams found in a single passage are dropped once the passage lengths are taken: on large
+    corpora they are most of the vocabulary and rarely asked for. `progress(done, total)` is called
+    as passages are counted.
     """
     if not passages:
         raise IndexStateError("nothing to index: the documents produced no passages")
     from scipy import sparse
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.feature_extraction.text import TfidfTransformer
 
     n = len(passages)
-    if analyze is not None:
-        term_lists: Iterable[list[str]] = analyze(passages)
-    else:
-        if workers is None:
-            workers = _default_workers(n)
-        if workers > 1 and "fork" not in _start_methods():
-            workers = 1
-        term_lists = _term_lists(passages, settings, workers, progress)
-    vectorizer = TfidfVectorizer(
-        analyzer=_identity,
-        lowercase=False,
-        norm=None,
+    if workers is None:
+        workers = _default_workers(n)
+    if workers > 1 and "fork" not in _start_methods():
+        workers = 1
+    counts = merge_chunks(_chunk_counts(passages, settings, workers, progress))
+    n_terms = len(counts.names)
+    x = sparse.csr_matrix((counts.data, counts.indices, counts.indptr), shape=(n, n_terms))
+    lengths = np.bincount(
+        np.repeat(np.arange(n), np.diff(counts.indptr)), weights=counts.data, minlength=n
+    )
+    tfidf = TfidfTransformer(
+        norm="l2" if settings.weighting == "tfidf" else None,
         use_idf=True,
         smooth_idf=True,
         sublinear_tf=settings.weighting == "tfidf",
-        dtype=np.float32,
     )
-    x = vectorizer.fit_transform(term_lists).tocsr()
-    idf = vectorizer.idf_.astype(np.float32)
-    names: list[str] = [""] * len(vectorizer.vocabulary_)
-    for term, column in vectorizer.vocabulary_.items():
-        names[column] = term
-    del vectorizer  # its vocabulary dict is the largest thing built
     if settings.weighting == "bm25":
-        # in slices of rows, so the temporaries stay small on large corpora (same arithmetic)
-        bounds = [*range(0, x.shape[0], _WEIGHT_ROWS), x.shape[0]]
-        lengths = np.zeros(x.shape[0])
-        for r0, r1 in itertools.pairwise(bounds):
-            a, b = int(x.indptr[r0]), int(x.indptr[r1])
-            tf = np.rint(x.data[a:b] / idf[x.indices[a:b]]).astype(np.float32)
-            x.data[a:b] = tf  # the counts, for the second pass
-            row_of = np.repeat(np.arange(r1 - r0), np.diff(x.indptr[r0 : r1 + 1]))
-            lengths[r0:r1] = np.bincount(row_of, weights=tf, minlength=r1 - r0)
+        x = _drop_rare_bigrams(x, counts.n_words, settings)  # lengths are taken already
+        idf = tfidf.fit(x).idf_.astype(np.float32)
         avg = float(lengths.mean()) or 1.0
         row_norm = settings.k1 * (1 - settings.b + settings.b * lengths / avg)
+        # in slices of rows, so the temporaries stay small on large corpora (same arithmetic)
+        bounds = [*range(0, n, _WEIGHT_ROWS), n]
         for r0, r1 in itertools.pairwise(bounds):
             a, b = int(x.indptr[r0]), int(x.indptr[r1])
             tf = x.data[a:b]
@@ -497,31 +460,24 @@ def build_store(
             ).astype(np.float32)
         del tf, row_of
     else:
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
-        norms[norms == 0] = 1
-        x = sparse.diags(1 / norms).dot(x).tocsr().astype(np.float32)
+        x = tfidf.fit_transform(x).tocsr().astype(np.float32)  # norms count every term
+        idf = tfidf.idf_.astype(np.float32)
+        x = _drop_rare_bigrams(x, counts.n_words, settings)
+    del lengths
 
     csc = x.tocsc()  # term-major; row numbers come out sorted within each column
     del x
-    table = StringTable.of(names)
     df = np.diff(csc.indptr)
-    keep = np.ones(len(names), dtype=bool)
-    if n >= RARE_BIGRAMS_FROM and settings.bigrams:
-        spaces = np.flatnonzero(table.blob == 32)  # only bigrams hold a space
-        bigram = np.zeros(len(names), dtype=bool)
-        bigram[np.searchsorted(table.offsets, spaces, side="right") - 1] = True
-        keep = ~(bigram & (df == 1))
-    hashes = hash_table(table)
-    del table
-    kept = np.flatnonzero(keep)
+    hashes = hash_table(counts.names)
+    kept = np.flatnonzero(df > 0)  # every term but the dropped bigrams
     order = kept[np.argsort(hashes[kept], kind="stable")]
     hashes = hashes[order]
     if len(hashes) > 1 and np.any(hashes[1:] == hashes[:-1]):
         raise IndexStateError("two index terms share a 64-bit hash; rebuild with other settings")
     # permute the columns into hash order, gathering a slice of terms at a time
-    counts = df[order]
+    term_counts = df[order]
     post_ptr = np.zeros(len(order) + 1, dtype=np.int64)
-    np.cumsum(counts, out=post_ptr[1:])
+    np.cumsum(term_counts, out=post_ptr[1:])
     post_idx = np.empty(int(post_ptr[-1]), dtype=np.int32)
     post_w = np.empty(int(post_ptr[-1]), dtype=np.float32)
     step = 1 + len(order) // max(1, int(post_ptr[-1]) // _GATHER)
@@ -530,7 +486,7 @@ def build_store(
         a, b = int(post_ptr[t0]), int(post_ptr[t1])
         gather = np.arange(a, b, dtype=np.int64)
         gather += np.repeat(
-            csc.indptr[order[t0:t1]].astype(np.int64) - post_ptr[t0:t1], counts[t0:t1]
+            csc.indptr[order[t0:t1]].astype(np.int64) - post_ptr[t0:t1], term_counts[t0:t1]
         )
         post_idx[a:b] = csc.indices[gather]
         post_w[a:b] = csc.data[gather]
@@ -553,9 +509,9 @@ def build_store(
     return Store(
         settings=settings,
         term_hash=hashes,
-        terms=StringTable.of([names[j] for j in order.tolist()]),
+        terms=counts.names.take(order),
         idf=idf[order],
-        df=counts.astype(np.int32),
+        df=term_counts.astype(np.int32),
         post_ptr=post_ptr,
         post_idx=post_idx,
         post_w=post_w,

@@ -197,8 +197,9 @@ def normalize(text: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Split normalised text into raw tokens (stop words included), possessive 's removed."""
-    found = _TOKEN_RE.findall(normalize(text))
-    if not any("'" in tok for tok in found):
+    text = normalize(text)
+    found = _TOKEN_RE.findall(text)
+    if "'" not in text:
         return found
     out = []
     for tok in found:

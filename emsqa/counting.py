@@ -1,0 +1,208 @@
+"""Passages -> term counts for the index: Analyzer.fields(), counted with numpy.
+
+The terms are exactly those of `Analyzer.fields()` (content words, the parts of compounds, and
+bigrams of adjacent content words within one field, the title counted `title_weight` times and the
+section `section_weight` times), but no list of term strings is made per passage. Each distinct
+token is stemmed once; a passage becomes a list of word numbers; bigrams are pairs of adjacent
+numbers, found with numpy; and a chunk of passages becomes one sparse count matrix over the
+chunk's own vocabulary. Chunks are independent (forked workers may count them) and are merged
+into one matrix over the corpus vocabulary at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from emsqa.datatypes import Passage
+from emsqa.strings import StringTable
+from emsqa.text import STOP_WORDS, Analyzer, tokenize
+
+__all__ = ["ChunkCounts", "Counts", "count_chunk", "merge_chunks"]
+
+_STOP = -1  # the word number of a stop word (dropped, and not part of any bigram)
+_FIELD_CACHE = 4096  # titles and sections remembered per chunk (passages of a document share them)
+
+
+@dataclass(frozen=True)
+class ChunkCounts:
+    """Term counts of a run of passages over the run's own vocabulary.
+
+    Term numbers below len(words) are words; word pair j is term len(words) + j.
+    """
+
+    words: list[str]
+    pairs: np.ndarray  # int64 (n_pairs, 2): the word numbers of each bigram
+    indptr: np.ndarray  # int64, passages + 1
+    indices: np.ndarray  # int32 term numbers
+    data: np.ndarray  # float32 counts (fields weighted)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Term counts of the whole corpus: a passages x terms matrix, its term names, and where the
+    bigrams begin (terms from `n_words` on are word pairs)."""
+
+    indptr: np.ndarray  # int64
+    indices: np.ndarray  # int32 (column order within a row is not sorted)
+    data: np.ndarray  # float32
+    names: StringTable
+    n_words: int
+
+
+class _Vocabulary:
+    """Word numbers of a chunk: each distinct token analysed once."""
+
+    def __init__(self, analyzer: Analyzer) -> None:
+        self.analyzer = analyzer
+        self.words: dict[str, int] = {}
+        self.tokens: dict[str, int] = {}  # token -> word number (or _STOP)
+        self.parts: dict[str, list[int]] = {}  # compound token -> word numbers of its parts
+
+    def learn(self, token: str) -> None:
+        if token in STOP_WORDS:
+            self.tokens[token] = _STOP
+            return
+        words, stem = self.words, self.analyzer._stem
+        form = stem(token)
+        self.tokens[token] = words.setdefault(form, len(words))
+        if "-" in form:  # compounds stay whole; their parts are extra terms (Analyzer.terms)
+            parts = [stem(p) for p in form.split("-") if len(p) > 1 and p not in STOP_WORDS]
+            self.parts[token] = [words.setdefault(p, len(words)) for p in parts]
+
+    def field(self, text: str) -> tuple[list[int], list[int]]:
+        """(word numbers of the tokens in order, _STOP for stop words; word numbers of compound parts)."""
+        toks = tokenize(text)
+        known = self.tokens
+        try:
+            numbers = [known[t] for t in toks]
+        except KeyError:
+            for t in toks:
+                if t not in known:
+                    self.learn(t)
+            numbers = [known[t] for t in toks]
+        parts: list[int] = []
+        if "-" in text:
+            for t in toks:
+                extra = self.parts.get(t)
+                if extra:
+                    parts.extend(extra)
+        return numbers, parts
+
+
+def count_chunk(
+    passages: Sequence[Passage], analyzer: Analyzer, title_weight: int, section_weight: int
+) -> ChunkCounts:
+    """The term counts of `passages` (see the module docstring)."""
+    vocab = _Vocabulary(analyzer)
+    flat: list[int] = []  # word numbers of every field's tokens, field after field
+    field_rows: list[int] = []
+    field_sizes: list[int] = []
+    field_weights: list[int] = []
+    part_rows: list[int] = []
+    part_words: list[int] = []
+    part_weights: list[int] = []
+    remembered: dict[str, tuple[list[int], list[int]]] = {}
+
+    def add(row: int, numbers: list[int], parts: list[int], weight: int) -> None:
+        flat.extend(numbers)
+        field_rows.append(row)
+        field_sizes.append(len(numbers))
+        field_weights.append(weight)
+        if parts:
+            part_rows.extend([row] * len(parts))
+            part_words.extend(parts)
+            part_weights.extend([weight] * len(parts))
+
+    def shared(text: str) -> tuple[list[int], list[int]]:
+        found = remembered.get(text)
+        if found is None:
+            if len(remembered) >= _FIELD_CACHE:
+                remembered.clear()
+            found = remembered[text] = vocab.field(text)
+        return found
+
+    for row, p in enumerate(passages):
+        add(row, *vocab.field(p.text), 1)
+        if title_weight and p.title:
+            add(row, *shared(p.title), title_weight)
+        if section_weight and p.section:
+            add(row, *shared(p.section), section_weight)
+
+    n_words = len(vocab.words)
+    numbers = np.array(flat, dtype=np.int64)
+    field_of = np.repeat(np.arange(len(field_sizes)), field_sizes)
+    content = numbers != _STOP  # stop words drop out: the words around them become neighbours
+    numbers, field_of = numbers[content], field_of[content]
+    rows = np.asarray(field_rows, dtype=np.int64)[field_of]
+    weights = np.asarray(field_weights, dtype=np.float32)[field_of]
+    # bigrams: adjacent content words of one field
+    same = field_of[1:] == field_of[:-1]
+    keys = numbers[:-1][same] * n_words + numbers[1:][same]
+    pair_keys, pair_of = np.unique(keys, return_inverse=True)
+    all_rows = np.concatenate([rows, rows[:-1][same], np.asarray(part_rows, dtype=np.int64)])
+    all_terms = np.concatenate(
+        [numbers, n_words + pair_of.ravel(), np.asarray(part_words, dtype=np.int64)]
+    )
+    all_weights = np.concatenate(
+        [weights, weights[:-1][same], np.asarray(part_weights, dtype=np.float32)]
+    )
+    indptr, indices, data = _csr(all_rows, all_terms, all_weights, len(passages))
+    pairs = np.stack([pair_keys // max(n_words, 1), pair_keys % max(n_words, 1)], axis=1)
+    return ChunkCounts(list(vocab.words), pairs, indptr, indices, data)
+
+
+def _csr(
+    rows: np.ndarray, terms: np.ndarray, weights: np.ndarray, n_rows: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr, indices, data) of the sum of weights per (row, term), terms sorted in each row."""
+    if not len(rows):
+        return np.zeros(n_rows + 1, dtype=np.int64), np.empty(0, np.int32), np.empty(0, np.float32)
+    width = int(terms.max()) + 1
+    cells, at = np.unique(rows * width + terms, return_inverse=True)
+    data = np.bincount(at.ravel(), weights=weights, minlength=len(cells)).astype(np.float32)
+    cell_rows = cells // width
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cell_rows, minlength=n_rows), out=indptr[1:])
+    return indptr, (cells % width).astype(np.int32), data
+
+
+def merge_chunks(chunks: Iterable[ChunkCounts]) -> Counts:
+    """One matrix over the corpus vocabulary from chunk counts given in passage order.
+
+    Words are numbered in order of first appearance; bigrams follow all words, sorted by their
+    (first word, second word) numbers.
+    """
+    words: dict[str, int] = {}
+    kept: list[tuple[ChunkCounts, np.ndarray, np.ndarray]] = []
+    for chunk in chunks:
+        word_map = np.fromiter(
+            (words.setdefault(w, len(words)) for w in chunk.words),
+            dtype=np.int64,
+            count=len(chunk.words),
+        )
+        pair_keys = (word_map[chunk.pairs[:, 0]] << 32) | word_map[chunk.pairs[:, 1]]
+        kept.append((chunk, word_map, pair_keys))
+    n_words = len(words)
+    all_pairs = np.unique(np.concatenate([k for _, _, k in kept] + [np.empty(0, np.int64)]))
+    indptrs, indices, data = [np.zeros(1, dtype=np.int64)], [], []
+    offset = 0
+    for chunk, word_map, pair_keys in kept:
+        term_map = np.concatenate([word_map, n_words + np.searchsorted(all_pairs, pair_keys)])
+        indices.append(term_map[chunk.indices].astype(np.int32))
+        data.append(chunk.data)
+        indptrs.append(chunk.indptr[1:] + offset)
+        offset += int(chunk.indptr[-1])
+    word_table = StringTable.of(list(words))
+    names = StringTable.concat(
+        [word_table, word_table.joined(all_pairs >> 32, all_pairs & 0xFFFFFFFF)]
+    )
+    return Counts(
+        indptr=np.concatenate(indptrs),
+        indices=np.concatenate([*indices, np.empty(0, np.int32)]),
+        data=np.concatenate([*data, np.empty(0, np.float32)]),
+        names=names,
+        n_words=n_words,
+    )

@@ -1,0 +1,106 @@
+"""StringTable: many strings as one UTF-8 byte array plus offsets (compact, memory-mappable, no pickle).
+
+Besides reading strings back, tables are combined without decoding them: concatenated, reordered,
+and joined pairwise ("cardiac" + " " + "arrest"), with numpy over the bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["StringTable"]
+
+_GATHER_BYTES = 16 * 2**20  # bytes moved at a time when reordering or joining (bounds temporaries)
+
+
+class StringTable:
+    """Many strings as one UTF-8 byte array plus offsets: compact, memory-mappable, no pickle."""
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray) -> None:
+        self.blob = blob
+        self.offsets = offsets
+
+    @classmethod
+    def of(cls, strings: Sequence[str]) -> StringTable:
+        joined = "".join(strings).encode("utf-8")
+        offsets = np.zeros(len(strings) + 1, dtype=np.int64)
+        if len(joined) == sum(map(len, strings)):  # all ASCII: characters are bytes
+            np.cumsum(
+                np.fromiter(map(len, strings), dtype=np.int64, count=len(strings)), out=offsets[1:]
+            )
+        else:
+            np.cumsum([len(s.encode("utf-8")) for s in strings], out=offsets[1:])
+        return cls(np.frombuffer(joined, dtype=np.uint8), offsets)
+
+    @classmethod
+    def concat(cls, tables: Sequence[StringTable]) -> StringTable:
+        """The strings of `tables`, one table after the other."""
+        blobs, offsets, base = [], [np.zeros(1, dtype=np.int64)], 0
+        for t in tables:
+            blobs.append(np.asarray(t.blob))
+            offsets.append(np.asarray(t.offsets[1:]) - t.offsets[0] + base)
+            base += int(t.offsets[-1] - t.offsets[0])
+        blob = np.concatenate(blobs) if blobs else np.empty(0, dtype=np.uint8)
+        return cls(blob.astype(np.uint8, copy=False), np.concatenate(offsets))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def raw(self, i: int) -> bytes:
+        """String `i` as its UTF-8 bytes."""
+        return self.blob[self.offsets.item(i) : self.offsets.item(i + 1)].tobytes()
+
+    def __getitem__(self, i: int) -> str:
+        return self.raw(i).decode("utf-8")
+
+    def take(self, order: np.ndarray) -> StringTable:
+        """A table of strings order[0], order[1], ... of this one."""
+        order = np.asarray(order, dtype=np.int64)
+        starts = self.offsets[:-1][order]
+        return self._assemble([(starts, self.offsets[1:][order] - starts)])
+
+    def joined(self, first: np.ndarray, second: np.ndarray, sep: bytes = b" ") -> StringTable:
+        """A table of strings first[i] + sep + second[i] (numbers of strings of this table)."""
+        first = np.asarray(first, dtype=np.int64)
+        second = np.asarray(second, dtype=np.int64)
+        starts, ends = self.offsets[:-1], self.offsets[1:]
+        pieces = [(starts[first], ends[first] - starts[first])]
+        if sep:
+            sep_at = len(self.blob)  # sep is appended to the blob for the gather
+            pieces.append((np.full(len(first), sep_at), np.full(len(first), len(sep))))
+        pieces.append((starts[second], ends[second] - starts[second]))
+        return self._assemble(pieces, extra=sep)
+
+    def _assemble(
+        self, pieces: list[tuple[np.ndarray, np.ndarray]], extra: bytes = b""
+    ) -> StringTable:
+        """Strings made of pieces (start, length) of the blob (+ `extra` after it), gathered in
+        slices of strings so the byte positions never all exist at once."""
+        source = np.asarray(self.blob)
+        if extra:
+            source = np.concatenate([source, np.frombuffer(extra, dtype=np.uint8)])
+        n = len(pieces[0][0])
+        sizes = sum(length for _, length in pieces)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        blob = np.empty(int(offsets[-1]), dtype=np.uint8)
+        average = max(1, int(offsets[-1]) // max(n, 1))
+        step = max(1, _GATHER_BYTES // average)
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            at = int(offsets[a])
+            cursor = offsets[a:b] - at  # each string's next free byte
+            for starts, lengths in pieces:
+                part = lengths[a:b]
+                total = int(part.sum())
+                if total:
+                    within = np.arange(total, dtype=np.int64) - np.repeat(
+                        np.cumsum(part) - part, part
+                    )
+                    blob[at + np.repeat(cursor, part) + within] = source[
+                        np.repeat(starts[a:b], part) + within
+                    ]
+                cursor = cursor + part
+        return StringTable(blob, offsets)
