@@ -14,6 +14,7 @@ covers. Below ABSTAIN_BELOW the answer abstains. That threshold is not picked by
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,8 +28,24 @@ __all__ = ["ABSTAIN_BELOW", "NOT_FOUND", "compose", "coverage", "smalltalk"]
 
 ABSTAIN_BELOW = 0.778  # calibrated: see the module docstring and tests/test_calibration.py
 SUBJECT_WEIGHT = 0.15
-NOVELTY_WEIGHT = 0.3
 NOT_FOUND = "I could not find this in the corpus."
+
+# Weights of the sentence scorer (see _candidates). They were fitted together by a conditional logit
+# (one softmax over each question's candidate sentences, L2-tied to the earlier hand-set weights) on
+# the questions of the first half of XQuAD's articles only, then rounded; benchmarks/quality.py
+# shows each lever's effect as an ablation row. EMS questions did not tune them.
+COVERAGE_WEIGHT = 0.32  # share of the question's idf-weighted concepts the sentence holds
+NEIGHBOUR_WEIGHT = 0.16  # ... counting the sentence before it too
+LOCAL_WEIGHT = 0.22  # ... with concepts weighted by their rarity among the candidate sentences
+CONTEXT_WEIGHT = 0.3  # share the whole passage holds
+PASSAGE_WEIGHT = 0.63  # the passage's retrieval score relative to the best one
+NOVELTY_WEIGHT = 0.2  # share of the sentence's words that the question does not say
+BIGRAM_WEIGHT = 0.025  # per question word pair the sentence holds (at most three count)
+ANAPHOR_WEIGHT = 0.07  # a sentence opening with "It"/"This"/... also gains what the one before adds
+PHRASE_WEIGHT = 0.05  # longest run of the question's own words (2-6 in a row), per question word
+HEAD_WEIGHT = 0.06  # the sentence names the thing "what/which <noun>" asks for
+LONG_PENALTY = 0.02  # sentences over 70 words
+FILL_SHARE = 0.75  # a further sentence must score this share of the best one
 
 _NUMBER = re.compile(
     r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|hundred|thousand)\b",
@@ -57,7 +74,7 @@ _COMPARE = (
 )
 # What kind of thing a question asks for, read from its first words ("who" -> a name). A sentence
 # holding such a thing that the question does not already name earns ANSWER_TYPE_WEIGHT.
-ANSWER_TYPE_WEIGHT = 0.15
+ANSWER_TYPE_WEIGHT = 0.21
 _ASKS_PERSON = re.compile(r"^\W*(?:\w+\W+){0,3}?(who|whom|whose)\b", re.I)
 _ASKS_TIME = re.compile(
     r"^\W*(?:\w+\W+){0,3}?(when|(what|which) (year|decade|century|date|month|day))\b|\bin what year\b",
@@ -75,6 +92,16 @@ _REFERENCE_SECTIONS = frozenset(
     ["sources", "references", "bibliography", "further reading", "see also"]
 )
 _BULLET = re.compile(r"^\s*(?:[-*•‣▪]|\d+[.)])\s+")
+# A sentence opening with one of these leans on the sentence before it for its subject.
+_ANAPHORS = frozenset("it its he she his her they their them this these those such".split())
+# "What river ...", "Which battle ...": the word after what/which names the kind of thing asked for
+# (unless it is a verb or a frame such as "kind of").
+_HEAD = re.compile(
+    r"\b(?:what|which)\s+(?!(?:is|are|was|were|did|does|do|has|have|had|can|could|would|will|should"
+    r"|kind|type|sort|may|might|must)\b)([^\W\d_]+)",
+    re.I,
+)
+_PHRASE_MAX = 6
 
 
 @dataclass(frozen=True)
@@ -162,6 +189,35 @@ def _display(raw: str) -> str:
     return " ".join(lines)
 
 
+def _covered(pq: PreparedQuery, terms: frozenset[str]) -> tuple[bool, ...]:
+    """For each of the question's concepts, whether `terms` hold it."""
+    return tuple(any(alt and alt <= terms for alt in alts) for _, alts in pq.concepts)
+
+
+def _share(weights: Sequence[float], covered: Sequence[bool]) -> float:
+    total = sum(weights)
+    return sum(w for w, c in zip(weights, covered, strict=True) if c) / total if total > 0 else 0.0
+
+
+def _longest_run(tokens: Sequence[str], runs: set[tuple[str, ...]]) -> int:
+    """Length of the longest run of `tokens` that is one of `runs` (0 when none is)."""
+    for n in range(_PHRASE_MAX, 1, -1):
+        if any(tuple(tokens[i : i + n]) in runs for i in range(len(tokens) - n + 1)):
+            return n
+    return 0
+
+
+@dataclass(frozen=True)
+class _Unit:
+    hit: Hit
+    start: int  # offsets in the passage
+    end: int
+    text: str
+    terms: frozenset[str]
+    before: frozenset[str]  # terms of the sentence before it in the passage
+    covered: tuple[bool, ...]  # per question concept
+
+
 def _candidates(
     pq: PreparedQuery,
     hits: Sequence[Hit],
@@ -170,56 +226,87 @@ def _candidates(
 ) -> list[_Candidate]:
     """Every sentence of `hits` scored; `term_sets` are the hits' passage terms (title and section
     included), already analysed for the confidence."""
+    units: list[_Unit] = []
+    for hit in hits:
+        text = hit.passage.text
+        before: frozenset[str] = frozenset()
+        for a, b in _units(text):
+            display = _display(text[a:b])
+            if not display:
+                continue
+            terms = frozenset(analyzer.terms(display))
+            units.append(_Unit(hit, a, b, display, terms, before, _covered(pq, terms)))
+            before = terms
+    if not units:
+        return []
+    # A concept found in most candidate sentences (the topic every sentence names) tells them apart
+    # less than one found in few: the "local" weights scale each concept by that rarity.
+    weights = [w for w, _ in pq.concepts]
+    found = [sum(u.covered[i] for u in units) for i in range(len(weights))]
+    local = [
+        w * math.log((len(units) + 1) / (f + 0.5)) for w, f in zip(weights, found, strict=True)
+    ]
     best = hits[0].score or 1.0
+    contexts = {h.passage.id: coverage(pq, t) for h, t in zip(hits, term_sets, strict=True)}
     own_bigrams = {t for t in pq.query.terms if " " in t}
     subjects = {t for t in pq.query.terms if " " not in t}
     asked = set(pq.terms)
     kind = _answer_kind(pq.query.text, pq.intents)
-    question_words = set(tokenize(pq.query.text))
+    question_tokens = tokenize(pq.query.text)
+    question_words = set(question_tokens)
+    runs = {
+        tuple(question_tokens[i : i + n])
+        for n in range(2, _PHRASE_MAX + 1)
+        for i in range(len(question_tokens) - n + 1)
+    }
+    head_match = _HEAD.search(pq.query.text)
+    head_terms = analyzer.content(head_match.group(1)) if head_match else []
+    head = head_terms[0] if head_terms else None
     out = []
-    for hit, passage_terms in zip(hits, term_sets, strict=True):
-        p = hit.passage
-        context = coverage(pq, passage_terms)
-        reference_list = p.section.strip().lower() in _REFERENCE_SECTIONS
-        before: frozenset[str] = frozenset()  # terms of the sentence before
-        for a, b in _units(p.text):
-            display = _display(p.text[a:b])
-            words = len(display.split())
-            if not words:
-                continue
-            terms = frozenset(analyzer.terms(display))
-            # A sentence often leans on the one before it ("He is also the oldest ... at age 39"):
-            # part of its coverage counts that sentence's words too.
-            joint = coverage(pq, terms | before)
-            before = terms
-            score = 0.4 * coverage(pq, terms) + 0.2 * joint
-            score += 0.15 * context + 0.4 * (hit.score / best)
-            # An answer tells something new: a sentence made only of the question's words
-            # ("there is a big difference between EMTs and paramedics") says nothing.
-            unigrams = [t for t in terms if " " not in t]
-            novelty = sum(t not in asked for t in unigrams) / max(1, len(unigrams))
-            score += NOVELTY_WEIGHT * novelty
-            score += min(0.15, 0.05 * len(own_bigrams & terms))
-            if "quantity" in pq.intents:
-                score += 0.2 if _NUMBER.search(display) else -0.1
-                score += 0.1 if pq.cues & terms else 0.0
-            if kind and _holds_kind(kind, display, question_words):
-                score += ANSWER_TYPE_WEIGHT
-            if "definition" in pq.intents and _DEFINITION.search(display):
-                score += 0.1
-                # a definition of the thing asked about, not of a neighbour ("AEMT — ..." for "EMT?")
-                lead = analyzer.content(" ".join(display.split()[:2]))
-                if lead and lead[0] in subjects:
-                    score += SUBJECT_WEIGHT
-            if "comparison" in pq.intents and _CONTRAST.search(display):
-                score += 0.1
-            if reference_list:  # a bibliography names topics; it does not answer questions on them
-                score -= 0.3
-            if display.endswith("?") or words < 4:
-                score -= 0.3
-            elif words > 70:
-                score -= 0.1
-            out.append(_Candidate(hit, p.start + a, p.start + b, display, terms, score))
+    for u in units:
+        p, display, terms = u.hit.passage, u.text, u.terms
+        words = len(display.split())
+        tokens = tokenize(display)
+        own = _share(weights, u.covered)
+        # A sentence often leans on the one before it ("He is also the oldest ... at age 39"):
+        # part of its coverage counts that sentence's words too, more when it opens with "It"/"This".
+        joint = coverage(pq, terms | u.before) if u.before else own
+        score = COVERAGE_WEIGHT * own + NEIGHBOUR_WEIGHT * joint
+        score += LOCAL_WEIGHT * _share(local, u.covered)
+        if tokens and tokens[0] in _ANAPHORS:
+            score += ANAPHOR_WEIGHT * (joint - own)
+        score += CONTEXT_WEIGHT * contexts[p.id] + PASSAGE_WEIGHT * (u.hit.score / best)
+        # An answer tells something new: a sentence made only of the question's words
+        # ("there is a big difference between EMTs and paramedics") says nothing.
+        unigrams = [t for t in terms if " " not in t]
+        novelty = sum(t not in asked for t in unigrams) / max(1, len(unigrams))
+        score += NOVELTY_WEIGHT * novelty
+        score += BIGRAM_WEIGHT * min(3, len(own_bigrams & terms))
+        # a question is often worded after the sentence that answers it: a run of its words
+        if question_tokens:
+            score += PHRASE_WEIGHT * _longest_run(tokens, runs) / len(question_tokens)
+        if head is not None and head in terms:
+            score += HEAD_WEIGHT
+        if "quantity" in pq.intents:
+            score += 0.2 if _NUMBER.search(display) else -0.1
+            score += 0.1 if pq.cues & terms else 0.0
+        if kind and _holds_kind(kind, display, question_words):
+            score += ANSWER_TYPE_WEIGHT
+        if "definition" in pq.intents and _DEFINITION.search(display):
+            score += 0.1
+            # a definition of the thing asked about, not of a neighbour ("AEMT — ..." for "EMT?")
+            lead = analyzer.content(" ".join(display.split()[:2]))
+            if lead and lead[0] in subjects:
+                score += SUBJECT_WEIGHT
+        if "comparison" in pq.intents and _CONTRAST.search(display):
+            score += 0.1
+        if p.section.strip().lower() in _REFERENCE_SECTIONS:
+            score -= 0.3  # a bibliography names topics; it does not answer questions on them
+        if display.endswith("?") or words < 4:
+            score -= 0.3
+        elif words > 70:
+            score -= LONG_PENALTY
+        out.append(_Candidate(u.hit, p.start + u.start, p.start + u.end, display, terms, score))
     return out
 
 
@@ -248,10 +335,18 @@ def _choose(cands: list[_Candidate], sides: list[set[str]], limit: int = 3) -> l
     for c in ranked[1:]:
         if len(chosen) >= limit:
             break
-        if c in chosen or c.score < 0.75 * top or similar(c):
+        if c in chosen or c.score < FILL_SHARE * top or similar(c):
             continue
         chosen.append(c)
-    return chosen[:limit]
+    chosen = chosen[:limit]
+    # Sentences all from one passage: the last place goes to the best sentence of another passage
+    # when it clears the same bar, so the answer shows (and cites) a second source.
+    sources = {c.hit.passage.id for c in chosen}
+    if len(sources) == 1:
+        other = next((c for c in ranked if c.hit.passage.id not in sources), None)
+        if other is not None and other.score >= FILL_SHARE * top and not similar(other):
+            chosen = [*chosen[: limit - 1], other]
+    return chosen
 
 
 def compose(
