@@ -11,16 +11,18 @@ into one matrix over the corpus vocabulary at the end.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from emsqa.datatypes import Passage
+from emsqa.errors import IndexStateError
 from emsqa.strings import StringTable
 from emsqa.text import STOP_WORDS, Analyzer, tokenize
 
-__all__ = ["ChunkCounts", "Counts", "count_chunk", "merge_chunks"]
+__all__ = ["ChunkCounts", "Counts", "Vocabulary", "count_chunk", "merge_chunks"]
 
 _STOP = -1  # the word number of a stop word (dropped, and not part of any bigram)
 _FIELD_CACHE = 4096  # titles and sections remembered per chunk (passages of a document share them)
@@ -28,12 +30,15 @@ _FIELD_CACHE = 4096  # titles and sections remembered per chunk (passages of a d
 
 @dataclass(frozen=True)
 class ChunkCounts:
-    """Term counts of a run of passages over the run's own vocabulary.
+    """Term counts of a run of passages.
 
-    Term numbers below len(words) are words; word pair j is term len(words) + j.
+    Word numbers run from 0 to word_base + len(words) - 1: `words` are the words this run added to
+    its vocabulary (all of them when the run had its own; word_base 0). Term numbers below that
+    are words; word pair j is the term right after them plus j.
     """
 
     words: list[str]
+    word_base: int
     pairs: np.ndarray  # int64 (n_pairs, 2): the word numbers of each bigram
     indptr: np.ndarray  # int64, passages + 1
     indices: np.ndarray  # int32 term numbers
@@ -52,8 +57,8 @@ class Counts:
     n_words: int
 
 
-class _Vocabulary:
-    """Word numbers of a chunk: each distinct token analysed once."""
+class Vocabulary:
+    """Word numbers for one run of passages, or for several runs counted one after another."""
 
     def __init__(self, analyzer: Analyzer) -> None:
         self.analyzer = analyzer
@@ -85,18 +90,29 @@ class _Vocabulary:
             numbers = [known[t] for t in toks]
         parts: list[int] = []
         if "-" in text:
-            for t in toks:
-                extra = self.parts.get(t)
-                if extra:
-                    parts.extend(extra)
+            compounds = self.parts.keys() & toks
+            if compounds:
+                # in order of appearance, once per occurrence (as Analyzer.terms adds them)
+                for t in toks:
+                    if t in compounds:
+                        parts.extend(self.parts[t])
         return numbers, parts
 
 
 def count_chunk(
-    passages: Sequence[Passage], analyzer: Analyzer, title_weight: int, section_weight: int
+    passages: Sequence[Passage],
+    analyzer: Analyzer,
+    title_weight: int,
+    section_weight: int,
+    vocabulary: Vocabulary | None = None,
 ) -> ChunkCounts:
-    """The term counts of `passages` (see the module docstring)."""
-    vocab = _Vocabulary(analyzer)
+    """The term counts of `passages` (see the module docstring).
+
+    `vocabulary`: go on numbering words where the run before left off (runs counted in order by
+    one process), instead of learning every token of this run anew.
+    """
+    vocab = Vocabulary(analyzer) if vocabulary is None else vocabulary
+    word_base = len(vocab.words)
     flat: list[int] = []  # word numbers of every field's tokens, field after field
     field_rows: list[int] = []
     field_sizes: list[int] = []
@@ -151,7 +167,8 @@ def count_chunk(
     )
     indptr, indices, data = _csr(all_rows, all_terms, all_weights, len(passages))
     pairs = np.stack([pair_keys // max(n_words, 1), pair_keys % max(n_words, 1)], axis=1)
-    return ChunkCounts(list(vocab.words), pairs, indptr, indices, data)
+    added = list(itertools.islice(vocab.words, word_base, None))
+    return ChunkCounts(added, word_base, pairs, indptr, indices, data)
 
 
 def _csr(
@@ -178,11 +195,18 @@ def merge_chunks(chunks: Iterable[ChunkCounts]) -> Counts:
     words: dict[str, int] = {}
     kept: list[tuple[ChunkCounts, np.ndarray, np.ndarray]] = []
     for chunk in chunks:
-        word_map = np.fromiter(
-            (words.setdefault(w, len(words)) for w in chunk.words),
-            dtype=np.int64,
-            count=len(chunk.words),
-        )
+        if chunk.word_base:  # numbered on from the runs before: same numbers here
+            if chunk.word_base != len(words):
+                raise IndexStateError("runs sharing a vocabulary must be merged in their order")
+            first = len(words)
+            words.update(zip(chunk.words, range(first, first + len(chunk.words)), strict=True))
+            word_map = np.arange(len(words), dtype=np.int64)
+        else:
+            word_map = np.fromiter(
+                (words.setdefault(w, len(words)) for w in chunk.words),
+                dtype=np.int64,
+                count=len(chunk.words),
+            )
         pair_keys = (word_map[chunk.pairs[:, 0]] << 32) | word_map[chunk.pairs[:, 1]]
         kept.append((chunk, word_map, pair_keys))
     n_words = len(words)

@@ -573,9 +573,7 @@ def _rank(
     if want < len(scores):
         # every candidate scoring at least the want-th best, so ties are broken by passage number
         # whatever order the candidates come in (the batch path gives them unsorted)
-        cut = len(scores) - want
-        floor = np.partition(scores, cut)[cut]
-        top = np.flatnonzero(scores >= floor if floor > 0 or cands is not None else scores > 0)
+        top = _at_least_wanted(scores, want, positive=cands is None)
     else:
         top = np.arange(len(scores)) if cands is not None else np.flatnonzero(scores > 0)
     numbers_of = top if cands is None else cands[top]
@@ -627,6 +625,35 @@ def _rank(
         _unchecked(Hit, {"passage": p, "score": score, "rank": r})
         for r, (p, score) in enumerate(zip(passages, top_scores, strict=True), 1)
     ]
+
+
+_SAMPLE_PER_WANTED = 32  # sampled scores per wanted hit when bounding the want-th best score
+
+
+def _at_least_wanted(scores: np.ndarray, want: int, *, positive: bool) -> np.ndarray:
+    """Positions of the scores at least as high as the `want`-th highest (and above 0 if
+    `positive`), in position order.
+
+    The want-th highest of an evenly spaced sample cannot exceed the want-th highest of all, so
+    one comparison pass keeps a few candidates and only those are partitioned: on a million
+    scores this is several times faster than partitioning them all.
+    """
+    step = len(scores) // (want * _SAMPLE_PER_WANTED)
+    pool = None
+    if step >= 2:
+        sample = scores[::step]
+        bound = np.partition(sample, len(sample) - want)[len(sample) - want]
+        if bound > 0:
+            pool = np.flatnonzero(scores >= bound)
+    if pool is None:
+        pool = np.flatnonzero(scores > 0) if positive else np.arange(len(scores))
+    if len(pool) <= want:
+        return pool
+    kept = scores[pool]
+    floor = np.partition(kept, len(kept) - want)[len(kept) - want]
+    if positive and floor <= 0:
+        return pool[kept > 0]
+    return pool[kept >= floor]
 
 
 def explain(store: Store, pq: PreparedQuery, passage_number: int) -> list[tuple[str, float]]:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from emsqa.counting import ChunkCounts, count_chunk, merge_chunks
+from emsqa.counting import ChunkCounts, Vocabulary, count_chunk, merge_chunks
 from emsqa.datatypes import Passage, _unchecked
 from emsqa.errors import IndexFormatError, IndexStateError, IndexWriteError, UsageError
 from emsqa.strings import StringTable
@@ -324,8 +324,15 @@ _CHUNK = 2_000  # passages per unit of work (and per progress report)
 Progress = Callable[[int, int], None]  # (passages counted so far, all passages)
 
 
-def _count(passages: Sequence[Passage], settings: IndexSettings, analyzer: Analyzer) -> ChunkCounts:
-    return count_chunk(passages, analyzer, settings.title_weight, settings.section_weight)
+def _count(
+    passages: Sequence[Passage],
+    settings: IndexSettings,
+    analyzer: Analyzer,
+    vocabulary: Vocabulary | None = None,
+) -> ChunkCounts:
+    return count_chunk(
+        passages, analyzer, settings.title_weight, settings.section_weight, vocabulary
+    )
 
 
 # What forked workers count: set by the parent just before forking (fork shares it, no copy).
@@ -348,8 +355,9 @@ def _chunk_counts(
     chunks = [(a, min(a + _CHUNK, n)) for a in range(0, n, _CHUNK)]
     if workers <= 1:
         analyzer = Analyzer(stem=settings.stem, bigrams=settings.bigrams)  # its own stem cache
+        vocabulary = Vocabulary(analyzer)  # one numbering for every run
         for a, b in chunks:
-            yield _count(passages[a:b], settings, analyzer)
+            yield _count(passages[a:b], settings, analyzer, vocabulary)
             if progress:
                 progress(b, n)
         return

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emsqa.counting import count_chunk, merge_chunks
+from emsqa.counting import Vocabulary, count_chunk, merge_chunks
 from emsqa.datatypes import Passage
 from emsqa.strings import StringTable
 from emsqa.text import Analyzer
@@ -82,6 +82,13 @@ def test_counts_equal_the_analyzers_terms(
         count_chunk(passages[cut:], analyzer, title_weight, section_weight),
     ]
     assert _matrix_terms(parts, len(passages)) == expected
+    # ... and in two runs numbered by one vocabulary
+    vocabulary = Vocabulary(analyzer)
+    runs = [
+        count_chunk(passages[:cut], analyzer, title_weight, section_weight, vocabulary),
+        count_chunk(passages[cut:], analyzer, title_weight, section_weight, vocabulary),
+    ]
+    assert _matrix_terms(runs, len(passages)) == expected
 
 
 def test_merging_numbers_words_by_first_appearance_and_bigrams_after_them() -> None:

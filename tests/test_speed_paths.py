@@ -306,3 +306,25 @@ def test_hits_made_on_the_fast_path_equal_plain_hits(shipped: Index) -> None:
         assert hit == plain and hash(hit) == hash(plain) and repr(hit) == repr(plain)
         with pytest.raises(AttributeError):
             hit.rank = 0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("n", [50, 2_000, 300_000])
+@pytest.mark.parametrize("positive", [True, False])
+def test_sampled_top_bound_keeps_exactly_the_plain_top(n: int, positive: bool) -> None:
+    rng = np.random.default_rng(n)
+    for trial in range(6):
+        scores = rng.random(n) * (rng.random(n) < 0.4)  # many zeros
+        if trial % 2:
+            scores = np.round(scores, 2)  # many ties
+        if trial == 5:
+            scores[:] = 0
+            scores[rng.integers(n, size=3)] = 1.0  # fewer scoring passages than wanted
+        for want in (1, 10, 38):
+            cut = n - want
+            floor = np.partition(scores, cut)[cut]
+            if positive:
+                plain = np.flatnonzero(scores >= floor if floor > 0 else scores > 0)
+            else:
+                plain = np.flatnonzero(scores >= floor)
+            got = retrieve._at_least_wanted(scores, want, positive=positive)
+            assert got.tolist() == plain.tolist()
