@@ -1,9 +1,12 @@
 """Hits -> Answer: pick the sentences that answer, cite them, or abstain (extractive, no model).
 
 Every candidate sentence of the top passages is scored by how much of the question it covers
-(idf-weighted "concepts": a question word, or an abbreviation together with its long forms), by the
-score of its passage, and by cues from the question's type (a number for "how long", a definition for
-"what is"). One to three sentences are chosen; "X vs Y" questions get sentences covering both sides.
+(idf-weighted "concepts": a question word, or an abbreviation together with its long forms; once more
+with each concept weighted by how few candidate sentences hold it), by the score of its passage, and
+by cues from the question's type (a number for "how long", a name for "who", the noun of "which
+river", a definition for "what is"). One to three sentences are chosen; "X vs Y" questions get
+sentences covering both sides, and when every chosen sentence comes from one passage the last place
+goes to another passage's best sentence if it scores nearly as well.
 
 Confidence is the share of the question's idf-weighted concepts that the best retrieved passage
 covers. Below ABSTAIN_BELOW the answer abstains. That threshold is not picked by eye: it is the value
@@ -46,6 +49,7 @@ PHRASE_WEIGHT = 0.05  # longest run of the question's own words (2-6 in a row), 
 HEAD_WEIGHT = 0.06  # the sentence names the thing "what/which <noun>" asks for
 LONG_PENALTY = 0.02  # sentences over 70 words
 FILL_SHARE = 0.75  # a further sentence must score this share of the best one
+SECOND_SOURCE_SHARE = 0.75  # ... and so must another passage's sentence taking the last place
 
 _NUMBER = re.compile(
     r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|hundred|thousand)\b",
@@ -340,11 +344,11 @@ def _choose(cands: list[_Candidate], sides: list[set[str]], limit: int = 3) -> l
         chosen.append(c)
     chosen = chosen[:limit]
     # Sentences all from one passage: the last place goes to the best sentence of another passage
-    # when it clears the same bar, so the answer shows (and cites) a second source.
+    # when it clears its bar, so the answer shows (and cites) a second source.
     sources = {c.hit.passage.id for c in chosen}
     if len(sources) == 1:
         other = next((c for c in ranked if c.hit.passage.id not in sources), None)
-        if other is not None and other.score >= FILL_SHARE * top and not similar(other):
+        if other is not None and other.score >= SECOND_SOURCE_SHARE * top and not similar(other):
             chosen = [*chosen[: limit - 1], other]
     return chosen
 

@@ -1,0 +1,146 @@
+"""The answer's sentence scorer: each lever leads with the sentence it says it favours.
+
+Every case is a small hand-made corpus where the lever decides: with it, the expected sentence comes
+first; with its weight set to zero (monkeypatched), another sentence does. That second half keeps a
+test from passing for some unrelated reason.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from emsqa import answer
+from emsqa.datatypes import Answer, Document
+from emsqa.index import Index
+
+
+def _ask(docs: list[Document], question: str) -> Answer:
+    result = Index.build(docs, abstain_below=0.0).ask(question)
+    assert not result.abstained and result.sentences
+    return result
+
+
+def _lead(docs: list[Document], question: str) -> str:
+    return _ask(docs, question).sentences[0].text
+
+
+def _doc(text: str, doc_id: str = "doc", title: str = "Station history") -> Document:
+    return Document(id=doc_id, title=title, text=text)
+
+
+# ----------------------------------------------------------------------------------------- levers
+
+_EXPEDITION = _doc(
+    "The expedition reached the Orinoco River with twelve mules. "
+    "The expedition reached the plains in spring with twelve mules.",
+    title="The 1820 expedition",
+)
+
+
+def test_which_question_leads_with_the_sentence_naming_its_noun(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    question = "Which river did the expedition reach in spring?"
+    assert "Orinoco River" in _lead([_EXPEDITION], question)
+    monkeypatch.setattr(answer, "HEAD_WEIGHT", 0.0)
+    assert "plains" in _lead([_EXPEDITION], question)
+
+
+_AWARD = _doc(
+    "The county ambulance station opened in 1962 on Harbour Road. "
+    "It won a national award for its rescue boat in 1975. "
+    "The county ambulance station won praise for its new boat."
+)
+
+
+def test_a_sentence_opening_with_a_pronoun_borrows_the_subject_named_before_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    question = "Which award did the county ambulance station win for its rescue boat?"
+    assert _lead([_AWARD], question).startswith("It won a national award")
+    monkeypatch.setattr(answer, "ANAPHOR_WEIGHT", 0.0)
+    assert _lead([_AWARD], question).startswith("The county ambulance station won praise")
+
+
+_EQUIPMENT = _doc(
+    "The station added its first ambulance in 1962. "
+    "The station added its first radio in 1966. "
+    "The station added its first boat in 1970. "
+    "The station added its first helmet in 1974. "
+    "The station got a stretcher for each ambulance in 1988."
+)
+
+
+def test_a_rare_question_word_outweighs_words_most_sentences_share(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Four sentences say "the station added its first"; only one names the stretcher."""
+    question = "When did the station add its first stretcher?"
+    assert "stretcher" in _lead([_EQUIPMENT], question)
+    monkeypatch.setattr(answer, "LOCAL_WEIGHT", 0.0)
+    assert "stretcher" not in _lead([_EQUIPMENT], question)
+
+
+_STAIRS = _doc(
+    "On narrow stairs a crew carries the patient down in a chair. "
+    "Crews carry the patient down the narrow stairs on a stair chair.",
+    title="Stair chairs",
+)
+
+
+def test_the_sentence_worded_like_the_question_leads(monkeypatch: pytest.MonkeyPatch) -> None:
+    question = "How do crews carry the patient down the narrow stairs?"
+    assert _lead([_STAIRS], question).startswith("Crews carry the patient down the narrow stairs")
+    monkeypatch.setattr(answer, "PHRASE_WEIGHT", 0.0)
+    assert _lead([_STAIRS], question).startswith("On narrow stairs")
+
+
+# ------------------------------------------------------------------------------- second source
+
+_CYLINDERS = _doc(
+    "The ambulance carries oxygen cylinders in a locked cabinet. "
+    "Oxygen cylinders on the ambulance are checked every morning by the crew. "
+    "Crews replace the ambulance oxygen cylinders when they fall below half.",
+    doc_id="ambulance",
+    title="Oxygen on the ambulance",
+)
+_CYLINDER_QUESTION = "When are the oxygen cylinders on the ambulance checked?"
+
+
+def _assert_cites_exactly_its_sentences(result: Answer) -> None:
+    assert sorted({s.citation for s in result.sentences}) == [c.n for c in result.citations]
+
+
+def test_the_last_place_goes_to_a_second_passage_that_scores_nearly_as_well(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = _doc(
+        "Spare oxygen cylinders for the ambulance are kept in the station store. "
+        "A pharmacist checks them on Mondays.",
+        doc_id="store",
+        title="Station stores",
+    )
+    result = _ask([_CYLINDERS, store], _CYLINDER_QUESTION)
+    assert result.sentences[0].text.startswith("Oxygen cylinders on the ambulance are checked")
+    assert len(result.sentences) == 3
+    assert [c.passage.doc_id for c in result.citations] == ["ambulance", "store"]
+    assert result.sentences[-1].text.startswith("Spare oxygen cylinders")
+    _assert_cites_exactly_its_sentences(result)
+
+    monkeypatch.setattr(answer, "SECOND_SOURCE_SHARE", 2.0)  # never reached: the rule is off
+    alone = _ask([_CYLINDERS, store], _CYLINDER_QUESTION)
+    assert [c.passage.doc_id for c in alone.citations] == ["ambulance"]
+    assert alone.sentences[:2] == result.sentences[:2]
+
+
+def test_a_weak_second_passage_does_not_displace_a_sentence() -> None:
+    store = _doc(
+        "The station store keeps spare oxygen cylinders for each ambulance, and a pharmacist "
+        "counts them on Mondays with the drug boxes and the spare linen.",
+        doc_id="store",
+        title="Station stores",
+    )
+    result = _ask([_CYLINDERS, store], _CYLINDER_QUESTION)
+    assert [c.passage.doc_id for c in result.citations] == ["ambulance"]
+    assert len(result.sentences) == 3
+    _assert_cites_exactly_its_sentences(result)
