@@ -1,8 +1,10 @@
-"""Answer and retrieval quality of emsqa beside bm25s, plus one ablation row per index setting.
+"""Answer and retrieval quality of emsqa beside bm25s, plus one ablation row per index setting
+and per lever of the answer's sentence scorer.
 
-    python benchmarks/quality.py                 # every set
-    python benchmarks/quality.py --quick         # SciFact only
+    python benchmarks/quality.py                       # every set
+    python benchmarks/quality.py --quick               # SciFact only
     python benchmarks/quality.py --sets scifact,xquad
+    python benchmarks/quality.py --sets xquad --tuning # XQuAD's tuning half (tune on this only)
 
 Figures (see benchmarks/README.md): SciFact test nDCG@10 and Recall@100, MedQuAD test nDCG@10
 (document level: a document scores its best passage), XQuAD answer checks on the test half of the
@@ -16,7 +18,8 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +70,41 @@ ABLATIONS: list[tuple[str, dict[str, Any]]] = [
     ("abstain_below=0", {"abstain_below": 0.0}),
     ("whole documents,abstain_below=0", {**WHOLE_DOCUMENTS, "abstain_below": 0.0}),
 ]
+
+# One row per lever of the answer's sentence scorer (emsqa.answer), each switched off alone, on an
+# index that never abstains (as the "abstain_below=0" row): they change which sentences answer, so
+# they show on XQuAD and EMS only. "previous scorer" restores the weights before the fitted scorer.
+NO_ABSTAIN: dict[str, Any] = {"abstain_below": 0.0}
+ANSWER_ABLATIONS: list[tuple[str, dict[str, float]]] = [
+    ("answer: no local rarity", {"LOCAL_WEIGHT": 0.0}),
+    ("answer: no pronoun neighbour", {"ANAPHOR_WEIGHT": 0.0}),
+    ("answer: no question word runs", {"PHRASE_WEIGHT": 0.0}),
+    ("answer: no which-noun", {"HEAD_WEIGHT": 0.0}),
+    ("answer: no answer type", {"ANSWER_TYPE_WEIGHT": 0.0}),
+    ("answer: no novelty", {"NOVELTY_WEIGHT": 0.0}),
+    ("answer: no neighbour sentence", {"NEIGHBOUR_WEIGHT": 0.0}),
+    ("answer: no passage score", {"PASSAGE_WEIGHT": 0.0}),
+    ("answer: no second source", {"SECOND_SOURCE_SHARE": 2.0}),
+    (
+        "answer: previous scorer",
+        {
+            "COVERAGE_WEIGHT": 0.4,
+            "NEIGHBOUR_WEIGHT": 0.2,
+            "LOCAL_WEIGHT": 0.0,
+            "CONTEXT_WEIGHT": 0.15,
+            "PASSAGE_WEIGHT": 0.4,
+            "NOVELTY_WEIGHT": 0.3,
+            "BIGRAM_WEIGHT": 0.05,
+            "ANAPHOR_WEIGHT": 0.0,
+            "PHRASE_WEIGHT": 0.0,
+            "HEAD_WEIGHT": 0.0,
+            "LONG_PENALTY": 0.1,
+            "ANSWER_TYPE_WEIGHT": 0.15,
+            "SECOND_SOURCE_SHARE": 2.0,
+        },
+    ),
+]
+ANSWER_SETS = ("xquad", "ems")
 
 COLUMNS = [
     ("scifact", "ndcg10", "SciFact nDCG@10"),
@@ -257,6 +295,21 @@ def ems_figures(searcher: Any) -> dict[str, float]:
 # ----------------------------------------------------------------------------------------- main
 
 
+@contextmanager
+def answer_levers(values: dict[str, float]) -> Iterator[None]:
+    """Set weights of emsqa.answer's sentence scorer for the duration (an ablation), then restore."""
+    import emsqa.answer as scorer
+
+    saved = {name: getattr(scorer, name) for name in values}  # a wrong name fails here
+    try:
+        for name, value in values.items():
+            setattr(scorer, name, value)
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(scorer, name, value)
+
+
 def _progress(set_name: str, system: str, figures: dict[str, float]) -> None:
     shown = ", ".join(f"{k} {v:.3f}" for k, v in figures.items() if v is not None)
     print(f"  {set_name} {system}: {shown}", file=sys.stderr, flush=True)
@@ -284,7 +337,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     variants: list[tuple[str, dict[str, Any]]] = [("emsqa (defaults)", {})]
     if not args.no_ablations:
         variants += [(f"emsqa {name}", s) for name, s in ABLATIONS]
-    rows = {name: Row(name) for name, _ in variants}
+    answer_variants: list[tuple[str, dict[str, float]]] = []
+    if not args.no_ablations and any(s in ANSWER_SETS for s in sets):
+        answer_variants = [(f"emsqa abstain_below=0, {n}", v) for n, v in ANSWER_ABLATIONS]
+    rows = {name: Row(name) for name, _ in [*variants, *answer_variants]}
     peer_rows = {n: Row(n) for n in ("bm25s", "bm25s best sentence")}
     notes: list[str] = []
 
@@ -313,6 +369,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 index = Index.build(squad.documents, **settings)
                 rows[name].figures["xquad"] = emsqa_xquad(index, questions)
                 _progress("xquad", name, rows[name].figures["xquad"])
+            index = Index.build(squad.documents, **NO_ABSTAIN)
+            for name, levers in answer_variants:
+                with answer_levers(levers):
+                    rows[name].figures["xquad"] = emsqa_xquad(index, questions)
+                _progress("xquad", name, rows[name].figures["xquad"])
             peer = Bm25sPeer()
             peer.build_documents(squad.documents)
             peer_rows["bm25s"].figures["xquad"] = peer_xquad_paragraphs(peer, questions)
@@ -334,6 +395,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, settings in variants:
                 index = Index.build(shipped_corpus(), **settings)
                 rows[name].figures["ems"] = ems_figures(index)
+                _progress("ems", name, rows[name].figures["ems"])
+            index = Index.build(shipped_corpus(), **NO_ABSTAIN)
+            for name, levers in answer_variants:
+                with answer_levers(levers):
+                    rows[name].figures["ems"] = ems_figures(index)
                 _progress("ems", name, rows[name].figures["ems"])
             default = Index.build(shipped_corpus())
             peer_rows["bm25s"].figures["ems"] = ems_figures(Bm25sSearcher(list(default.passages())))
