@@ -47,14 +47,15 @@ class ChunkCounts:
 
 @dataclass(frozen=True)
 class Counts:
-    """Term counts of the whole corpus: a passages x terms matrix, its term names, and where the
-    bigrams begin (terms from `n_words` on are word pairs)."""
+    """Term counts of the whole corpus: a passages x terms matrix, its term names, where the
+    bigrams begin (terms from `n_words` on are word pairs), and each passage's length."""
 
     indptr: np.ndarray  # int64
     indices: np.ndarray  # int32 (column order within a row is not sorted)
     data: np.ndarray  # float32
     names: StringTable
     n_words: int
+    lengths: np.ndarray  # float64: each passage's count of terms (dropped bigrams included)
 
 
 class Vocabulary:
@@ -186,14 +187,27 @@ def _csr(
     return indptr, (cells % width).astype(np.int32), data
 
 
-def merge_chunks(chunks: Iterable[ChunkCounts]) -> Counts:
+@dataclass
+class _Staged:
+    """A run's counts waiting for the corpus vocabulary (its word pairs already as corpus keys)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    word_map: np.ndarray  # the run's word numbers -> corpus word numbers
+    pair_keys: np.ndarray  # (first word << 32) | second word, corpus numbers
+
+
+def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = False) -> Counts:
     """One matrix over the corpus vocabulary from chunk counts given in passage order.
 
     Words are numbered in order of first appearance; bigrams follow all words, sorted by their
-    (first word, second word) numbers.
+    (first word, second word) numbers. `drop_single_bigrams`: leave out bigrams found in a single
+    passage (Counts.lengths still counts them). Runs are read twice and their arrays released as
+    soon as they are copied into the matrix, so the peak stays near one copy of the counts.
     """
     words: dict[str, int] = {}
-    kept: list[tuple[ChunkCounts, np.ndarray, np.ndarray]] = []
+    staged: list[_Staged] = []
     for chunk in chunks:
         if chunk.word_base:  # numbered on from the runs before: same numbers here
             if chunk.word_base != len(words):
@@ -208,25 +222,53 @@ def merge_chunks(chunks: Iterable[ChunkCounts]) -> Counts:
                 count=len(chunk.words),
             )
         pair_keys = (word_map[chunk.pairs[:, 0]] << 32) | word_map[chunk.pairs[:, 1]]
-        kept.append((chunk, word_map, pair_keys))
+        staged.append(_Staged(chunk.indptr, chunk.indices, chunk.data, word_map, pair_keys))
+        del chunk  # its word pairs are no longer needed
     n_words = len(words)
-    all_pairs = np.unique(np.concatenate([k for _, _, k in kept] + [np.empty(0, np.int64)]))
-    indptrs, indices, data = [np.zeros(1, dtype=np.int64)], [], []
-    offset = 0
-    for chunk, word_map, pair_keys in kept:
-        term_map = np.concatenate([word_map, n_words + np.searchsorted(all_pairs, pair_keys)])
-        indices.append(term_map[chunk.indices].astype(np.int32))
-        data.append(chunk.data)
-        indptrs.append(chunk.indptr[1:] + offset)
-        offset += int(chunk.indptr[-1])
+    all_pairs = np.unique(np.concatenate([s.pair_keys for s in staged] + [np.empty(0, np.int64)]))
+    n_terms = n_words + len(all_pairs)
+    # first pass: each run's terms in corpus numbers, document frequencies, passage lengths
+    df = np.zeros(n_terms, dtype=np.int64)
+    lengths = []
+    for st in staged:
+        term_map = np.concatenate([st.word_map, n_words + np.searchsorted(all_pairs, st.pair_keys)])
+        st.word_map, st.pair_keys = term_map, np.empty(0, np.int64)  # (word_map: now all terms)
+        df[term_map] += np.bincount(st.indices, minlength=len(term_map))  # a run's terms differ
+        rows = np.repeat(np.arange(len(st.indptr) - 1), np.diff(st.indptr))
+        lengths.append(np.bincount(rows, weights=st.data, minlength=len(st.indptr) - 1))
+    keep = np.ones(n_terms, dtype=bool)
+    if drop_single_bigrams:
+        keep[n_words:] = df[n_words:] > 1
+    new_number = np.cumsum(keep) - 1  # the kept terms, renumbered in order
+    # second pass: copy the kept entries into the corpus matrix, releasing each run
+    n_rows = sum(len(st.indptr) - 1 for st in staged)
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    total = sum(int(keep[st.word_map[st.indices]].sum()) for st in staged)
+    indices = np.empty(total, dtype=np.int32)
+    data = np.empty(total, dtype=np.float32)
+    row = at = 0
+    for st in staged:
+        terms = st.word_map[st.indices]
+        mask = keep[terms]
+        m = int(mask.sum())
+        rows = len(st.indptr) - 1
+        indices[at : at + m] = new_number[terms[mask]]
+        data[at : at + m] = st.data[mask]
+        row_of = np.repeat(np.arange(rows), np.diff(st.indptr))
+        indptr[row + 1 : row + rows + 1] = at + np.cumsum(np.bincount(row_of[mask], minlength=rows))
+        row, at = row + rows, at + m
+        st.indices = st.data = st.indptr = np.empty(0, np.int64)  # released
+    kept_pairs = all_pairs[keep[n_words:]]
+    del all_pairs
     word_table = StringTable.of(list(words))
     names = StringTable.concat(
-        [word_table, word_table.joined(all_pairs >> 32, all_pairs & 0xFFFFFFFF)]
+        [word_table, word_table.joined(kept_pairs >> 32, kept_pairs & 0xFFFFFFFF)]
     )
     return Counts(
-        indptr=np.concatenate(indptrs),
-        indices=np.concatenate([*indices, np.empty(0, np.int32)]),
-        data=np.concatenate([*data, np.empty(0, np.float32)]),
+        indptr=indptr,
+        indices=indices,
+        data=data,
         names=names,
         n_words=n_words,
+        lengths=np.concatenate([*lengths, np.empty(0)]),
     )

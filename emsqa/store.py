@@ -386,9 +386,13 @@ def _chunk_counts(
                 progress(done, n)
 
 
+def _drops_rare_bigrams(n_passages: int, settings: IndexSettings) -> bool:
+    return n_passages >= RARE_BIGRAMS_FROM and settings.bigrams
+
+
 def _drop_rare_bigrams(x: Any, n_words: int, settings: IndexSettings) -> Any:
     """`x` without bigrams found in a single passage, from RARE_BIGRAMS_FROM passages on."""
-    if x.shape[0] < RARE_BIGRAMS_FROM or not settings.bigrams:
+    if not _drops_rare_bigrams(x.shape[0], settings):
         return x
     df = np.bincount(x.indices, minlength=x.shape[1])
     rare = df == 1
@@ -440,12 +444,14 @@ def build_store(
         workers = _default_workers(n)
     if workers > 1 and "fork" not in _start_methods():
         workers = 1
-    counts = merge_chunks(_chunk_counts(passages, settings, workers, progress))
+    drop_early = settings.weighting == "bm25"  # (tfidf's norms count every term: dropped later)
+    counts = merge_chunks(
+        _chunk_counts(passages, settings, workers, progress),
+        drop_single_bigrams=drop_early and _drops_rare_bigrams(n, settings),
+    )
     n_terms = len(counts.names)
     x = sparse.csr_matrix((counts.data, counts.indices, counts.indptr), shape=(n, n_terms))
-    lengths = np.bincount(
-        np.repeat(np.arange(n), np.diff(counts.indptr)), weights=counts.data, minlength=n
-    )
+    lengths = counts.lengths
     tfidf = TfidfTransformer(
         norm="l2" if settings.weighting == "tfidf" else None,
         use_idf=True,
@@ -453,7 +459,6 @@ def build_store(
         sublinear_tf=settings.weighting == "tfidf",
     )
     if settings.weighting == "bm25":
-        x = _drop_rare_bigrams(x, counts.n_words, settings)  # lengths are taken already
         idf = tfidf.fit(x).idf_.astype(np.float32)
         avg = float(lengths.mean()) or 1.0
         row_norm = settings.k1 * (1 - settings.b + settings.b * lengths / avg)

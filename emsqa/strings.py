@@ -12,6 +12,7 @@ import numpy as np
 
 __all__ = ["StringTable"]
 
+_OF_BATCH = 20_000  # strings encoded at a time by StringTable.of
 _GATHER_BYTES = 16 * 2**20  # bytes moved at a time when reordering or joining (bounds temporaries)
 
 
@@ -24,15 +25,20 @@ class StringTable:
 
     @classmethod
     def of(cls, strings: Sequence[str]) -> StringTable:
-        joined = "".join(strings).encode("utf-8")
+        """A table of `strings`, encoded a batch at a time (no second copy of all the text)."""
+        blob = bytearray()
+        sizes = np.empty(len(strings), dtype=np.int64)
+        for a in range(0, len(strings), _OF_BATCH):
+            batch = strings[a : a + _OF_BATCH]
+            encoded = "".join(batch).encode("utf-8")
+            blob += encoded
+            if len(encoded) == sum(map(len, batch)):  # all ASCII: characters are bytes
+                sizes[a : a + len(batch)] = np.fromiter(map(len, batch), np.int64, len(batch))
+            else:
+                sizes[a : a + len(batch)] = [len(s.encode("utf-8")) for s in batch]
         offsets = np.zeros(len(strings) + 1, dtype=np.int64)
-        if len(joined) == sum(map(len, strings)):  # all ASCII: characters are bytes
-            np.cumsum(
-                np.fromiter(map(len, strings), dtype=np.int64, count=len(strings)), out=offsets[1:]
-            )
-        else:
-            np.cumsum([len(s.encode("utf-8")) for s in strings], out=offsets[1:])
-        return cls(np.frombuffer(joined, dtype=np.uint8), offsets)
+        np.cumsum(sizes, out=offsets[1:])
+        return cls(np.frombuffer(blob, dtype=np.uint8), offsets)
 
     @classmethod
     def concat(cls, tables: Sequence[StringTable]) -> StringTable:
