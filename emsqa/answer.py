@@ -203,12 +203,19 @@ def _share(weights: Sequence[float], covered: Sequence[bool]) -> float:
     return sum(w for w, c in zip(weights, covered, strict=True) if c) / total if total > 0 else 0.0
 
 
-def _longest_run(tokens: Sequence[str], runs: set[tuple[str, ...]]) -> int:
-    """Length of the longest run of `tokens` that is one of `runs` (0 when none is)."""
-    for n in range(_PHRASE_MAX, 1, -1):
-        if any(tuple(tokens[i : i + n]) in runs for i in range(len(tokens) - n + 1)):
-            return n
-    return 0
+def _longest_run(tokens: Sequence[str], where: dict[str, list[int]]) -> int:
+    """Length of the longest run of `tokens` found in a row in the question (whose positions of each
+    token are `where`), counted up to _PHRASE_MAX; 0 when no two tokens in a row are."""
+    best = 0
+    ending: dict[int, int] = {}  # question position -> length of the shared run ending there
+    for token in tokens:
+        places = where.get(token)
+        if not places:
+            ending = {}
+            continue
+        ending = {j: min(ending.get(j - 1, 0) + 1, _PHRASE_MAX) for j in places}
+        best = max(best, *ending.values())
+    return best if best >= 2 else 0
 
 
 @dataclass(frozen=True)
@@ -217,6 +224,7 @@ class _Unit:
     start: int  # offsets in the passage
     end: int
     text: str
+    tokens: list[str]  # tokenize(text)
     terms: frozenset[str]
     before: frozenset[str]  # terms of the sentence before it in the passage
     covered: tuple[bool, ...]  # per question concept
@@ -238,8 +246,9 @@ def _candidates(
             display = _display(text[a:b])
             if not display:
                 continue
-            terms = frozenset(analyzer.terms(display))
-            units.append(_Unit(hit, a, b, display, terms, before, _covered(pq, terms)))
+            tokens = tokenize(display)
+            terms = frozenset(analyzer.terms_of(analyzer.content_of(tokens)))
+            units.append(_Unit(hit, a, b, display, tokens, terms, before, _covered(pq, terms)))
             before = terms
     if not units:
         return []
@@ -258,19 +267,16 @@ def _candidates(
     kind = _answer_kind(pq.query.text, pq.intents)
     question_tokens = tokenize(pq.query.text)
     question_words = set(question_tokens)
-    runs = {
-        tuple(question_tokens[i : i + n])
-        for n in range(2, _PHRASE_MAX + 1)
-        for i in range(len(question_tokens) - n + 1)
-    }
+    where: dict[str, list[int]] = {}
+    for i, token in enumerate(question_tokens):
+        where.setdefault(token, []).append(i)
     head_match = _HEAD.search(pq.query.text)
     head_terms = analyzer.content(head_match.group(1)) if head_match else []
     head = head_terms[0] if head_terms else None
     out = []
     for u in units:
-        p, display, terms = u.hit.passage, u.text, u.terms
+        p, display, terms, tokens = u.hit.passage, u.text, u.terms, u.tokens
         words = len(display.split())
-        tokens = tokenize(display)
         own = _share(weights, u.covered)
         # A sentence often leans on the one before it ("He is also the oldest ... at age 39"):
         # part of its coverage counts that sentence's words too, more when it opens with "It"/"This".
@@ -288,7 +294,7 @@ def _candidates(
         score += BIGRAM_WEIGHT * min(3, len(own_bigrams & terms))
         # a question is often worded after the sentence that answers it: a run of its words
         if question_tokens:
-            score += PHRASE_WEIGHT * _longest_run(tokens, runs) / len(question_tokens)
+            score += PHRASE_WEIGHT * _longest_run(tokens, where) / len(question_tokens)
         if head is not None and head in terms:
             score += HEAD_WEIGHT
         if "quantity" in pq.intents:

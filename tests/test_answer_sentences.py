@@ -8,8 +8,11 @@ test from passing for some unrelated reason.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from emsqa import answer
+from emsqa.answer import _longest_run
 from emsqa.datatypes import Answer, Document
 from emsqa.index import Index
 
@@ -144,3 +147,25 @@ def test_a_weak_second_passage_does_not_displace_a_sentence() -> None:
     assert [c.passage.doc_id for c in result.citations] == ["ambulance"]
     assert len(result.sentences) == 3
     _assert_cites_exactly_its_sentences(result)
+
+
+# ------------------------------------------------------------------------------ word-run search
+
+
+def _longest_run_brute(tokens: list[str], question: list[str]) -> int:
+    for n in range(answer._PHRASE_MAX, 1, -1):
+        runs = {tuple(question[i : i + n]) for i in range(len(question) - n + 1)}
+        if any(tuple(tokens[i : i + n]) in runs for i in range(len(tokens) - n + 1)):
+            return n
+    return 0
+
+
+_WORDS = st.lists(st.sampled_from("a b c d".split()), max_size=12)
+
+
+@given(_WORDS, _WORDS)
+def test_longest_run_matches_a_brute_force_search(tokens: list[str], question: list[str]) -> None:
+    where: dict[str, list[int]] = {}
+    for i, token in enumerate(question):
+        where.setdefault(token, []).append(i)
+    assert _longest_run(tokens, where) == _longest_run_brute(tokens, question)
