@@ -50,7 +50,14 @@ def _code_key() -> str:
     """Digest of the sources that decide what an index holds (a change there means a rebuild)."""
     h = hashlib.blake2b(f"format{FORMAT_VERSION}".encode(), digest_size=8)
     here = Path(__file__).resolve().parent
-    for name in ("text.py", "passages.py", "store.py", "data/lexicon.json"):
+    for name in (
+        "text.py",
+        "passages.py",
+        "strings.py",
+        "counting.py",
+        "store.py",
+        "data/lexicon.json",
+    ):
         try:
             h.update((here / name).read_bytes())
         except OSError:
