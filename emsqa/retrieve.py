@@ -55,7 +55,7 @@ _FRAMES: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
     ),
     (
         re.compile(
-            r"\b(stand|stands) for\b|\bshort for\b|\babbreviation (of|for)\b|\bwhat does .{1,40}? mean\b",
+            r"\b(stand|stands) for\b|\bshort for\b|\babbreviation (of|for)\b",
             re.I,
         ),
         "definition",
@@ -63,7 +63,7 @@ _FRAMES: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
     ),
     (
         re.compile(
-            r"^\s*(what|who) (is|are) (an? |the )?\S+( \S+)?\s*\??$|\bdefine\b|\bdefinition of\b|\bmeaning of\b"
+            r"^\s*(what|who) (is|are) (an? |the )?\S+( \S+)?\s*\??$|\bdefine\b|\bdefinition of\b|\bmeaning of\b|\bwhat does .{1,40}? mean\b"
             r"|^\s*what (does|do) (an? |the )?\S+( \S+)? (do|show|measure|mean)\s*\??$",
             re.I,
         ),

@@ -111,3 +111,20 @@ def test_bm25_idf_needs_bm25_weighting(small_docs: list[Document]) -> None:
         Index.build(small_docs, idf="bm25", weighting="tfidf")
     with pytest.raises(UsageError, match="idf"):
         Index.build(small_docs, idf="lucene")
+
+
+@pytest.mark.parametrize(
+    ("question", "subject"),
+    [
+        ("What does CPR mean?", "cpr"),
+        ("what does an AED mean", "aed"),
+        ("What does ROSC stand for?", "rosc"),
+    ],
+)
+def test_a_definition_question_keeps_its_subject(
+    small_docs: list[Document], question: str, subject: str
+) -> None:
+    pq = Index.build(small_docs).prepare(question)
+    assert "definition" in pq.intents
+    assert subject in pq.query.terms
+    assert "mean" not in pq.query.terms and "stand" not in pq.query.terms
