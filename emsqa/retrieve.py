@@ -459,38 +459,53 @@ def _query_weights(store: Store, pq: PreparedQuery) -> tuple[np.ndarray, np.ndar
 
 def score_candidates(store: Store, pq: PreparedQuery) -> tuple[np.ndarray, np.ndarray]:
     """(passage numbers, scores) of every passage sharing a term with the question."""
-    cands, scores = _scores(store, pq)
+    cands, scores, _ = _scores(store, pq)
     if cands is None:
         cands = np.flatnonzero(scores != 0)  # on booleans: numpy's nonzero of floats is far slower
         scores = scores[cands]
     return cands.astype(np.int64), scores
 
 
-def _scores(store: Store, pq: PreparedQuery) -> tuple[np.ndarray | None, np.ndarray]:
-    """(passage numbers, their scores) of the passages sharing a term with the question, or
-    (None, a score for every passage) when the question's postings are many: then sorting them
-    would cost more than one pass over the passages."""
+def _scores(
+    store: Store, pq: PreparedQuery, likely: int = 0
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """(passage numbers, their scores, None) for the passages sharing a term with the question, or
+    (None, a score for every passage, likely) when the question's postings are many: then sorting
+    them would cost more than one pass over the passages. `likely`: the passages of the rarest
+    question term found in at least that many (where the best usually are), for _at_least_wanted."""
     ids, w = _query_weights(store, pq)
     if not len(ids):
-        return np.empty(0, dtype=np.int64), np.empty(0)
+        return np.empty(0, dtype=np.int64), np.empty(0), None
     ptr, pidx, pw = store.post_ptr, store.post_idx, store.post_w
     spans = list(zip(ptr[ids].tolist(), ptr[ids + 1].tolist(), strict=True))
+    sizes = [b - a for a, b in spans]
     idx = np.concatenate([pidx[a:b] for a, b in spans])
     # float64 products summed in term order: the batch path (a sparse product) gives the same bits
-    vals = np.concatenate([pw[a:b] for a, b in spans]) * np.repeat(w, [b - a for a, b in spans])
+    vals = np.concatenate([pw[a:b] for a, b in spans]) * np.repeat(w, sizes)
     n = store.n_passages
     if len(idx) * 16 < n:  # few postings: sort them instead of touching every passage
         cands, inverse = np.unique(idx, return_inverse=True)
-        return cands, np.bincount(inverse, weights=vals)
-    return None, np.bincount(idx, weights=vals, minlength=n)
+        return cands, np.bincount(inverse, weights=vals), None
+    found: np.ndarray | None = None
+    if likely:
+        # the rarest term holding enough passages (one term's passages are distinct), else the
+        # most common one
+        enough = [j for j, size in enumerate(sizes) if size >= likely]
+        j = (
+            min(enough, key=sizes.__getitem__)
+            if enough
+            else max(range(len(sizes)), key=sizes.__getitem__)
+        )
+        found = pidx[spans[j][0] : spans[j][1]]
+    return None, np.bincount(idx, weights=vals, minlength=n), found
 
 
 def search(store: Store, pq: PreparedQuery, k: int = 10, *, collapse: bool = True) -> list[Hit]:
     """The top `k` passages for a prepared question, best first; overlapping windows collapsed."""
     if k <= 0:
         return []
-    cands, scores = _scores(store, pq)
-    return _rank(store, cands, scores, k, collapse)
+    cands, scores, likely = _scores(store, pq, likely=4 * _wanted(k, collapse))
+    return _rank(store, cands, scores, k, collapse, likely)
 
 
 BATCH_POSTINGS = 4_000_000  # postings gathered per chunk of a batch (bounds its memory)
@@ -560,20 +575,31 @@ def search_many(
     return out
 
 
+def _wanted(k: int, collapse: bool) -> int:
+    """Candidates ranked for `k` hits (collapsing overlapping windows drops some)."""
+    return k * 3 + 8 if collapse else k
+
+
 def _rank(
-    store: Store, cands: np.ndarray | None, scores: np.ndarray, k: int, collapse: bool = True
+    store: Store,
+    cands: np.ndarray | None,
+    scores: np.ndarray,
+    k: int,
+    collapse: bool = True,
+    likely: np.ndarray | None = None,
 ) -> list[Hit]:
     """Hits for the best `k` of (cands, scores): by score, then passage number; windows collapsed.
 
-    `cands` None: `scores` holds every passage's score, and passages scoring 0 are not candidates.
+    `cands` None: `scores` holds every passage's score, and passages scoring 0 are not candidates;
+    `likely` then names distinct passages expected to score high (see _at_least_wanted).
     """
     if k <= 0 or not len(scores):
         return []
-    want = min(len(scores), k * 3 + 8 if collapse else k)
+    want = min(len(scores), _wanted(k, collapse))
     if want < len(scores):
         # every candidate scoring at least the want-th best, so ties are broken by passage number
         # whatever order the candidates come in (the batch path gives them unsorted)
-        top = _at_least_wanted(scores, want, positive=cands is None)
+        top = _at_least_wanted(scores, want, positive=cands is None, likely=likely)
     else:
         top = np.arange(len(scores)) if cands is not None else np.flatnonzero(scores > 0)
     numbers_of = top if cands is None else cands[top]
@@ -630,18 +656,24 @@ def _rank(
 _SAMPLE_PER_WANTED = 32  # sampled scores per wanted hit when bounding the want-th best score
 
 
-def _at_least_wanted(scores: np.ndarray, want: int, *, positive: bool) -> np.ndarray:
+def _at_least_wanted(
+    scores: np.ndarray, want: int, *, positive: bool, likely: np.ndarray | None = None
+) -> np.ndarray:
     """Positions of the scores at least as high as the `want`-th highest (and above 0 if
     `positive`), in position order.
 
-    The want-th highest of an evenly spaced sample cannot exceed the want-th highest of all, so
-    one comparison pass keeps a few candidates and only those are partitioned: on a million
-    scores this is several times faster than partitioning them all.
+    The want-th highest score of any `want` or more distinct positions cannot exceed the want-th
+    highest of all, so one comparison pass keeps a few candidates and only those are partitioned:
+    on a million scores this is several times faster than partitioning them all. The positions
+    are `likely` (distinct, expected to score high) when given, else an evenly spaced sample.
     """
-    step = len(scores) // (want * _SAMPLE_PER_WANTED)
     pool = None
-    if step >= 2:
-        sample = scores[::step]
+    if likely is not None and len(likely) >= want:
+        sample = scores[likely]
+    else:
+        step = len(scores) // (want * _SAMPLE_PER_WANTED)
+        sample = scores[::step] if step >= 2 else None
+    if sample is not None:
         bound = np.partition(sample, len(sample) - want)[len(sample) - want]
         if bound > 0:
             pool = np.flatnonzero(scores >= bound)

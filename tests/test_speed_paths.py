@@ -328,3 +328,7 @@ def test_sampled_top_bound_keeps_exactly_the_plain_top(n: int, positive: bool) -
                 plain = np.flatnonzero(scores >= floor)
             got = retrieve._at_least_wanted(scores, want, positive=positive)
             assert got.tolist() == plain.tolist()
+            # a bound taken from any distinct positions (here: random ones) keeps the same set
+            likely = rng.choice(n, size=min(n, want * 2), replace=False)
+            got = retrieve._at_least_wanted(scores, want, positive=positive, likely=likely)
+            assert got.tolist() == plain.tolist()
