@@ -44,7 +44,7 @@ from emsqa.datatypes import Document
 SMALL = ("scifact", "medquad")
 SYNTHETIC = {"100k": 100_000, "1m": 1_000_000}
 LATENCY_QUESTIONS = 300  # questions timed one at a time (after one warm-up)
-LATENCY_ROUNDS = 3  # each question is timed this often and keeps its fastest time (less noise)
+LATENCY_ROUNDS = 5  # each question is timed this often and keeps its fastest time (less noise)
 SERVE_QUESTIONS = 100
 SYNTHETIC_QUESTIONS = 500
 RANK_BM25_QUESTIONS = 30
