@@ -27,7 +27,7 @@ from emsqa.passages import split_sentences
 from emsqa.retrieve import PreparedQuery
 from emsqa.text import Analyzer, Lexicon, tokenize
 
-__all__ = ["ABSTAIN_BELOW", "NOT_FOUND", "compose", "coverage", "smalltalk"]
+__all__ = ["ABSTAIN_BELOW", "NOT_FOUND", "compose", "coverage", "definitions_first", "smalltalk"]
 
 ABSTAIN_BELOW = 0.778  # calibrated: see the module docstring and tests/test_calibration.py
 SUBJECT_WEIGHT = 0.15
@@ -259,7 +259,7 @@ def _candidates(
     local = [
         w * math.log((len(units) + 1) / (f + 0.5)) for w, f in zip(weights, found, strict=True)
     ]
-    best = hits[0].score or 1.0
+    best = max(h.score for h in hits) or 1.0
     contexts = {h.passage.id: coverage(pq, t) for h, t in zip(hits, term_sets, strict=True)}
     own_bigrams = {t for t in pq.query.terms if " " in t}
     subjects = {t for t in pq.query.terms if " " not in t}
@@ -318,6 +318,39 @@ def _candidates(
             score -= LONG_PENALTY
         out.append(_Candidate(u.hit, p.start + u.start, p.start + u.end, display, terms, score))
     return out
+
+
+def _defines_subject(hit: Hit, subjects: set[str], analyzer: Analyzer) -> bool:
+    """Whether a sentence of the hit's passage defines one of `subjects` ("A paramedic is ...")."""
+    text = hit.passage.text
+    for a, b in _units(text):
+        display = _display(text[a:b])
+        if display and _DEFINITION.search(display):
+            lead = analyzer.content(" ".join(display.split()[:2]))
+            if lead and lead[0] in subjects:
+                return True
+    return False
+
+
+def definitions_first(pq: PreparedQuery, hits: Sequence[Hit], analyzer: Analyzer) -> list[Hit]:
+    """For a definition question ("What is a paramedic?"), `hits` with the best passage that
+    defines its subject moved to the front, scored as the first hit was (a second-stage
+    ranking; the other ranks are renumbered); other questions' hits unchanged. A passage that
+    mentions the subject often can outscore the one sentence that says what it is; the answer
+    should start from that sentence."""
+    if "definition" not in pq.intents or not hits:
+        return list(hits)
+    subjects = {t for t in pq.query.terms if " " not in t}
+    for i, hit in enumerate(hits):
+        if _defines_subject(hit, subjects, analyzer):
+            if i == 0:
+                return list(hits)
+            first = Hit(passage=hit.passage, score=hits[0].score, rank=1)
+            rest = [*hits[:i], *hits[i + 1 :]]
+            return [first] + [
+                Hit(passage=h.passage, score=h.score, rank=r) for r, h in enumerate(rest, 2)
+            ]
+    return list(hits)
 
 
 def _choose(cands: list[_Candidate], sides: list[set[str]], limit: int = 3) -> list[_Candidate]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from emsqa.answer import ABSTAIN_BELOW, compose, smalltalk
+from emsqa.answer import ABSTAIN_BELOW, compose, definitions_first, smalltalk
 from emsqa.datatypes import Answer, Document, Hit, Passage, Query
 from emsqa.errors import IndexStateError, UsageError
 from emsqa.passages import split_documents
@@ -26,6 +26,8 @@ from emsqa.store import IndexSettings, Store, build_store, load_store, save_stor
 from emsqa.text import Lexicon, load_lexicon
 
 __all__ = ["Index", "IndexSettings"]
+
+DEFINITION_POOL = 20  # passages searched for one that defines the subject of a "what is" question
 
 
 class Index:
@@ -223,7 +225,13 @@ class Index:
             return reply
         store = self._store()
         pq = prepare(store, question, history=history, lexicon=self._lexicon())
-        hits = search(store, pq, max(k, 5))
+        pool = max(k, 5)
+        if "definition" in pq.intents:  # look further for the passage that defines the subject
+            hits = definitions_first(
+                pq, search(store, pq, max(pool, DEFINITION_POOL)), store.settings.analyzer()
+            )[:pool]
+        else:
+            hits = search(store, pq, pool)
         return compose(
             question,
             pq,

@@ -169,3 +169,49 @@ def test_longest_run_matches_a_brute_force_search(tokens: list[str], question: l
     for i, token in enumerate(question):
         where.setdefault(token, []).append(i)
     assert _longest_run(tokens, where) == _longest_run_brute(tokens, question)
+
+
+def _corpus_with_a_buried_definition() -> list[Document]:
+    # many passages mention ventilators often; one, later in the ranking, says what one is
+    chatter = [
+        Document(
+            id=f"chatter{i}",
+            title="Ventilator notes",
+            text=f"Ventilator check {i}: the ventilator alarm, ventilator tubing and ventilator "
+            "filters were inspected on the ventilator cart before the shift.",
+        )
+        for i in range(8)
+    ]
+    definition = Document(
+        id="glossary",
+        title="Equipment",
+        text="Suction units clear the airway. A ventilator is a machine that moves air into and "
+        "out of the lungs of a patient who cannot breathe well enough alone.",
+    )
+    return [*chatter, definition]
+
+
+def test_a_definition_question_starts_from_the_passage_that_defines_its_subject() -> None:
+    index = Index.build(_corpus_with_a_buried_definition())
+    plain = index.search("What is a ventilator?", k=10)
+    assert plain[0].passage.doc_id != "glossary"  # retrieval alone ranks the chatter first
+    answer = index.ask("What is a ventilator?")
+    assert answer.sentences[0].text.startswith("A ventilator is a machine")
+    assert answer.citations[0].passage.doc_id == "glossary"
+
+
+def test_questions_that_ask_for_no_definition_keep_their_ranking() -> None:
+    index = Index.build(_corpus_with_a_buried_definition())
+    store = index.store_
+    assert store is not None
+    pq = index.prepare("When were the ventilator filters inspected?")
+    hits = index.search("When were the ventilator filters inspected?", k=10)
+    assert "definition" not in pq.intents
+    assert answer.definitions_first(pq, hits, store.settings.analyzer()) == hits
+
+
+def test_the_shipped_corpus_says_what_a_paramedic_is_first() -> None:
+    from emsqa.api import default_index
+
+    first = default_index().ask("What is a paramedic?").sentences[0]
+    assert first.text.startswith("A paramedic is a healthcare professional")
