@@ -173,9 +173,11 @@ def _run_index(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     terms = getattr(index, "n_terms", None)
     terms_part = f", {terms:,} terms" if isinstance(terms, int) else ""
+    from emsqa.render import counted
+
     print(
-        f"Indexed {index.n_documents:,} documents into {index.n_passages:,} passages"
-        f"{terms_part} in {seconds:.2f} s -> {args.output}"
+        f"Indexed {counted(index.n_documents, 'document')} into "
+        f"{counted(index.n_passages, 'passage')}{terms_part} in {seconds:.2f} s -> {args.output}"
     )
     return 0
 

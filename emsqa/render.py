@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_WIDTH",
     "Fragment",
     "answer_fragments",
+    "counted",
     "passage_fragments",
     "render_answer",
     "render_passage",
@@ -39,6 +40,13 @@ DEFAULT_WIDTH = 88
 ABSTAIN_LINE = "I could not find this in the corpus."
 
 _INDENT = "    "
+
+
+def counted(n: int, noun: str) -> str:
+    """ "1 passage", "2 passages", "1,234 passages"."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 _EXCERPT_CHARS = 320
 _RELATED_CHARS = 200
 _KEY = 14  # width of the labels in aligned key/value rows

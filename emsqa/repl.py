@@ -166,12 +166,8 @@ def _command(*names: str, help: str, args: str = "") -> Callable[[Any], Any]:
     return register
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
-
-
 def _size(index: Any) -> str:
-    return f"{_count(index.n_documents, 'document')}, {_count(index.n_passages, 'passage')}"
+    return f"{render.counted(index.n_documents, 'document')}, {render.counted(index.n_passages, 'passage')}"
 
 
 def _debugging() -> bool:
@@ -345,7 +341,7 @@ def _why(chat: _Chat, argument: str) -> bool:
 def _k(chat: _Chat, argument: str) -> bool:
     if not argument:
         k = chat.conversation.k
-        chat.say(f"k is {k}: answers draw on up to {_count(k, 'passage')}.")
+        chat.say(f"k is {k}: answers draw on up to {render.counted(k, 'passage')}.")
         return True
     if not argument.isdecimal() or int(argument) < 1:
         raise UsageError(f"':k {argument}' needs a whole number of at least 1, such as ':k 5'")

@@ -243,7 +243,7 @@ def test_cli_index_warns_per_skipped_file_and_indexes_the_rest(
     write(folder / "good.txt", GOOD)
     code, out, lines = run_cli(["index", str(folder), "-o", str(tmp_path / "idx")], capsys)
     assert code == 0
-    assert out.startswith("Indexed 1 documents")
+    assert out.startswith("Indexed 1 document into ")
     assert not errors_of(lines)
     assert len(lines) == 4
     for name in ("photo.txt", "empty.txt", "broken.pdf", "locked.pdf"):
