@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emsqa.arrays import sorted_unique
 from emsqa.datatypes import Passage
 from emsqa.errors import IndexStateError
 from emsqa.strings import StringTable
@@ -225,7 +226,9 @@ def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = F
         staged.append(_Staged(chunk.indptr, chunk.indices, chunk.data, word_map, pair_keys))
         del chunk  # its word pairs are no longer needed
     n_words = len(words)
-    all_pairs = np.unique(np.concatenate([s.pair_keys for s in staged] + [np.empty(0, np.int64)]))
+    all_pairs = sorted_unique(
+        np.concatenate([s.pair_keys for s in staged] + [np.empty(0, np.int64)])
+    )
     n_terms = n_words + len(all_pairs)
     # first pass: each run's terms in corpus numbers, document frequencies, passage lengths
     df = np.zeros(n_terms, dtype=np.int64)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emsqa.arrays import sorted_unique
 from emsqa.datatypes import Hit, Query, _unchecked
 from emsqa.errors import QuestionError
 from emsqa.store import Store
@@ -535,7 +536,7 @@ def search_many(
             load += int((ptr[ids + 1] - ptr[ids]).sum())
             end += 1
         chunk = weights[begin:end]
-        terms = np.unique(np.concatenate([ids for ids, _ in chunk] + [np.empty(0, np.int64)]))
+        terms = sorted_unique(np.concatenate([ids for ids, _ in chunk] + [np.empty(0, np.int64)]))
         starts, ends = ptr[terms], ptr[terms + 1]
         counts = ends - starts
         sub_ptr = np.zeros(len(terms) + 1, dtype=np.int64)

@@ -125,3 +125,11 @@ def test_string_tables_concatenate_reorder_and_join_like_python(
     assert [joined[i] for i in range(len(joined))] == [
         f"{a[i]} {a[j]}" for i, j in zip(picks, seconds, strict=True)
     ]
+
+
+@given(st.lists(st.integers(-(2**62), 2**62), max_size=60))
+def test_sorted_unique_equals_numpys_unique(values: list[int]) -> None:
+    from emsqa.arrays import sorted_unique
+
+    array = np.array(values, dtype=np.int64)
+    assert sorted_unique(array).tolist() == np.unique(array).tolist()
