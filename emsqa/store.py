@@ -449,9 +449,9 @@ def build_store(
         _chunk_counts(passages, settings, workers, progress),
         drop_single_bigrams=drop_early and _drops_rare_bigrams(n, settings),
     )
-    n_terms = len(counts.names)
-    x = sparse.csr_matrix((counts.data, counts.indices, counts.indptr), shape=(n, n_terms))
-    lengths = counts.lengths
+    names, n_words, lengths = counts.names, counts.n_words, counts.lengths
+    x = sparse.csr_matrix((counts.data, counts.indices, counts.indptr), shape=(n, len(names)))
+    del counts  # x holds the counts now: once x goes, so do they (a large build's peak)
     tfidf = TfidfTransformer(
         norm="l2" if settings.weighting == "tfidf" else None,
         use_idf=True,
@@ -475,13 +475,13 @@ def build_store(
     else:
         x = tfidf.fit_transform(x).tocsr().astype(np.float32)  # norms count every term
         idf = tfidf.idf_.astype(np.float32)
-        x = _drop_rare_bigrams(x, counts.n_words, settings)
+        x = _drop_rare_bigrams(x, n_words, settings)
     del lengths
 
     csc = x.tocsc()  # term-major; row numbers come out sorted within each column
     del x
     df = np.diff(csc.indptr)
-    hashes = hash_table(counts.names)
+    hashes = hash_table(names)
     kept = np.flatnonzero(df > 0)  # every term but the dropped bigrams
     order = kept[np.argsort(hashes[kept], kind="stable")]
     hashes = hashes[order]
@@ -522,7 +522,7 @@ def build_store(
     return Store(
         settings=settings,
         term_hash=hashes,
-        terms=counts.names.take(order),
+        terms=names.take(order),
         idf=idf[order],
         df=term_counts.astype(np.int32),
         post_ptr=post_ptr,
