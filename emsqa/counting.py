@@ -72,11 +72,11 @@ class Vocabulary:
         if token in STOP_WORDS:
             self.tokens[token] = _STOP
             return
-        words, stem = self.words, self.analyzer._stem
-        form = stem(token)
+        words = self.words
+        form = self.analyzer.stem_of(token)
         self.tokens[token] = words.setdefault(form, len(words))
         if "-" in form:  # compounds stay whole; their parts are extra terms (Analyzer.terms)
-            parts = [stem(p) for p in form.split("-") if len(p) > 1 and p not in STOP_WORDS]
+            parts = self.analyzer.parts(form)
             self.parts[token] = [words.setdefault(p, len(words)) for p in parts]
 
     def field(self, text: str) -> tuple[list[int], list[int]]:

@@ -238,7 +238,8 @@ class Analyzer:
     def to_dict(self) -> dict[str, object]:
         return {"stem": self.stem, "bigrams": self.bigrams, "stop_words": sorted(STOP_WORDS)}
 
-    def _stem(self, token: str) -> str:
+    def stem_of(self, token: str) -> str:
+        """The index form of one token (cached)."""
         cached = self._cache.get(token)
         if cached is None:
             # Tokens of three letters or fewer are mostly abbreviations: "als" must not become "al".
@@ -250,6 +251,11 @@ class Analyzer:
                 self._cache[token] = cached
         return cached
 
+    def parts(self, word: str) -> list[str]:
+        """The extra terms of a compound content word ("c-spine" -> "c", "spine"): its stemmed parts
+        of two letters or more that are not stop words (the compound itself stays whole)."""
+        return [self.stem_of(p) for p in word.split("-") if len(p) > 1 and p not in STOP_WORDS]
+
     def light(self) -> frozenset[str]:
         """The analysed forms of LIGHT_WORDS."""
         return _light_forms(self.stem)
@@ -260,7 +266,7 @@ class Analyzer:
 
     def content_of(self, tokens: Iterable[str]) -> list[str]:
         """content() of text already split by tokenize()."""
-        get, stem = self._cache.get, self._stem
+        get, stem = self._cache.get, self.stem_of
         return [get(t) or stem(t) for t in tokens if t not in STOP_WORDS]
 
     def phrase_terms(self, text: str) -> list[str]:
@@ -279,9 +285,7 @@ class Analyzer:
         out = list(words)
         for w in words:
             if "-" in w:
-                out.extend(
-                    self._stem(p) for p in w.split("-") if len(p) > 1 and p not in STOP_WORDS
-                )
+                out.extend(self.parts(w))
         if self.bigrams:
             out.extend(f"{a} {b}" for a, b in pairwise(words))
         return out
