@@ -27,6 +27,7 @@ from emsqa.text import Lexicon, load_lexicon
 
 __all__ = ["Index", "IndexSettings"]
 
+_PASSAGE_BATCH = 1_000  # passages read from the arrays at a time by Index.passages()
 DEFINITION_POOL = 20  # passages searched for one that defines the subject of a "what is" question
 
 
@@ -162,7 +163,11 @@ class Index:
     def passages(self) -> Iterable[Passage]:
         """Every passage in index order."""
         store = self._store()
-        return (store.passage(i) for i in range(store.n_passages))
+        return (
+            p
+            for a in range(0, store.n_passages, _PASSAGE_BATCH)
+            for p in store.passages(range(a, min(a + _PASSAGE_BATCH, store.n_passages)))
+        )
 
     def _number(self, passage_id: str) -> int:
         if self._ids is None:

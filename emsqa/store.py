@@ -238,8 +238,6 @@ class Store:
 
     def passages(self, numbers: Sequence[int]) -> list[Passage]:
         """Passages number `numbers` as Passage objects (the arrays read once for all of them)."""
-        if len(numbers) < 2:
-            return [self.passage(i) for i in numbers]
         at = np.asarray(numbers, dtype=np.int64)
         docs = self.cache.setdefault("documents", {})  # decoded once per document shown
         if len(docs) >= 100_000:
@@ -282,26 +280,7 @@ class Store:
 
     def passage(self, i: int) -> Passage:
         """Passage number `i` as a Passage object."""
-        d = self.p_doc.item(i)
-        docs = self.cache.setdefault("documents", {})  # decoded once per document shown
-        doc = docs.get(d)
-        if doc is None:
-            if len(docs) >= 100_000:
-                docs.clear()
-            doc = docs[d] = (self.doc_ids[d], self.doc_titles[d], self.doc_sources[d])
-        doc_id, title, source = doc
-        ordinal = self.p_ordinal.item(i)
-        return Passage(
-            id=f"{doc_id}#{ordinal}",
-            doc_id=doc_id,
-            title=title,
-            section=self.sections[self.p_section.item(i)],
-            source=source,
-            text=self.p_text[i],
-            start=self.p_start.item(i),
-            end=self.p_end.item(i),
-            ordinal=ordinal,
-        )
+        return self.passages([i])[0]
 
 
 def _surface_words(

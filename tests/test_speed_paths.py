@@ -287,14 +287,25 @@ def test_frame_prefilter_changes_no_question(shipped: Index) -> None:
         assert retrieve._frames(q) == _frames_by_patterns_alone(q), q
 
 
-def test_passages_read_together_equal_passages_read_one_by_one(shipped: Index) -> None:
+def test_passages_read_from_the_arrays_equal_the_split_passages(shipped: Index) -> None:
+    from dataclasses import asdict
+
+    from emsqa.corpus import load_documents
+    from emsqa.datatypes import Passage
+    from emsqa.passages import split_documents
+
     store = shipped.store_
     assert store is not None
+    split = split_documents(load_documents(REPO / "corpus"))
+    assert len(split) == store.n_passages
     numbers = [5, 0, store.n_passages - 1, 5, 17]
     together = store.passages(numbers)
-    assert together == [store.passage(i) for i in numbers]
-    assert [hash(p) for p in together] == [hash(store.passage(i)) for i in numbers]
-    assert [repr(p) for p in together] == [repr(store.passage(i)) for i in numbers]
+    assert together == [split[i] for i in numbers]
+    plain = [Passage(**asdict(p)) for p in together]  # made by the dataclass's own __init__
+    assert [hash(p) for p in together] == [hash(p) for p in plain]
+    assert [repr(p) for p in together] == [repr(p) for p in plain]
+    assert [store.passage(i) for i in numbers] == together
+    assert list(shipped.passages()) == split
     assert store.passages([]) == []
 
 
