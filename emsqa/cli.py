@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from emsqa.errors import EmsqaError, EmsqaWarning
+from emsqa.render import fit_width, wants_color
 
 __all__ = ["SUBCOMMANDS", "Subcommand", "build_parser", "main"]
 
@@ -41,19 +42,11 @@ class Subcommand:
 # --------------------------------------------------------------------------- terminal helpers
 
 
-def _wants_color(stream: TextIO) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
-    if os.environ.get("NO_COLOR", "") or os.environ.get("TERM") == "dumb":
-        return False
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
-
-
 def _width(stream: TextIO) -> int:
     """Wrap width: the terminal's (kept between 40 and 100 columns), else 88."""
     isatty = getattr(stream, "isatty", None)
     if isatty and isatty():
-        return max(40, min(100, shutil.get_terminal_size((88, 24)).columns - 1))
+        return fit_width(shutil.get_terminal_size((88, 24)).columns)
     return 88
 
 
@@ -149,7 +142,7 @@ def _run_ask(args: argparse.Namespace) -> int:
         return 0
     from emsqa.render import render_answer
 
-    print(render_answer(answer, color=_wants_color(sys.stdout), width=_width(sys.stdout)))
+    print(render_answer(answer, color=wants_color(sys.stdout), width=_width(sys.stdout)))
     return 0
 
 

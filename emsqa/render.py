@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from emsqa.datatypes import Answer, Passage
 from emsqa.errors import UsageError
@@ -20,6 +21,7 @@ __all__ = [
     "Fragment",
     "answer_fragments",
     "counted",
+    "fit_width",
     "passage_fragments",
     "render_answer",
     "render_passage",
@@ -29,6 +31,7 @@ __all__ = [
     "to_ansi",
     "to_plain",
     "top_passage",
+    "wants_color",
     "why_fragments",
     "wrap_fragments",
 ]
@@ -40,6 +43,19 @@ DEFAULT_WIDTH = 88
 ABSTAIN_LINE = "I could not find this in the corpus."
 
 _INDENT = "    "
+
+
+def wants_color(stream: Any) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR", "") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def fit_width(columns: int) -> int:
+    """The wrap width for a terminal `columns` wide: one column spare, kept within 40..100."""
+    return max(40, min(100, columns - 1))
 
 
 def counted(n: int, noun: str) -> str:

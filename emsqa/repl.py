@@ -458,17 +458,6 @@ def _stdout_print(text: str) -> None:
     sys.stdout.flush()
 
 
-def _auto_color(stream: Any) -> bool:
-    if os.environ.get("NO_COLOR", "") or os.environ.get("TERM") == "dumb":
-        return False
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
-
-
-def _width(columns: int) -> int:
-    return max(40, min(100, columns - 1))
-
-
 def run_lines(
     conversation: Any,
     lines: Iterable[str],
@@ -504,17 +493,19 @@ def run_chat(
         reconfigure = getattr(stdin, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="replace")  # a stray byte should not end the session
-        use_color = _auto_color(sys.stdout) if color is None else color
+        use_color = render.wants_color(sys.stdout) if color is None else color
         columns = shutil.get_terminal_size((89, 24)).columns if use_color else 89
         return run_lines(
             conversation,
             stdin if stdin is not None else (),
             print_fn=print_fn or _stdout_print,
             color=use_color,
-            width=_width(columns),
+            width=render.fit_width(columns),
         )
 
-    use_color = (_auto_color(sys.stdout) if output is None else False) if color is None else color
+    use_color = (
+        (render.wants_color(sys.stdout) if output is None else False) if color is None else color
+    )
 
     def to_output(text: str) -> None:
         print_formatted_text(ANSI(text), output=output)
@@ -525,7 +516,7 @@ def run_chat(
         conversation,
         print_fn=print_fn or to_output,
         color=use_color,
-        width=lambda: _width(size_of().columns),
+        width=lambda: render.fit_width(size_of().columns),
         airy=True,
     )
     session: PromptSession[str] = PromptSession(

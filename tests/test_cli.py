@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 import emsqa.api
-from emsqa.cli import SUBCOMMANDS, _wants_color, main
+from emsqa.cli import SUBCOMMANDS, main
 from emsqa.errors import CorpusError, EmsqaWarning
+from emsqa.render import wants_color
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -283,14 +284,14 @@ class FakeTerminal(io.StringIO):
 def test_colour_needs_a_terminal_and_no_NO_COLOR(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv("TERM", "xterm-256color")
-    assert _wants_color(FakeTerminal()) is True
-    assert _wants_color(io.StringIO()) is False
+    assert wants_color(FakeTerminal()) is True
+    assert wants_color(io.StringIO()) is False
     monkeypatch.setenv("NO_COLOR", "1")
-    assert _wants_color(FakeTerminal()) is False
+    assert wants_color(FakeTerminal()) is False
     monkeypatch.setenv("NO_COLOR", "")  # empty means unset, per no-color.org
-    assert _wants_color(FakeTerminal()) is True
+    assert wants_color(FakeTerminal()) is True
     monkeypatch.setenv("TERM", "dumb")
-    assert _wants_color(FakeTerminal()) is False
+    assert wants_color(FakeTerminal()) is False
 
 
 # --------------------------------------------------------------------------- chat and eval
