@@ -411,9 +411,10 @@ def prepare(
     ids = store.lookup(terms)
     weights = [float(acc.weights[t]) for t in terms]
     if store.settings.idf == "bm25":  # the postings carry the smooth idf: trade it for BM25's
+        ptr = store.post_ptr
         for j, i in enumerate(ids.tolist()):
             if i >= 0:
-                df = float(store.df[i])
+                df = float(ptr[i + 1]) - float(ptr[i])  # passages holding the term
                 bm25_idf = math.log1p((store.n_passages - df + 0.5) / (df + 0.5))
                 weights[j] *= bm25_idf / float(store.idf[i])
     idf_max = float(math.log(1 + store.n_passages) + 1)
@@ -486,7 +487,7 @@ def _scores(
     n = store.n_passages
     if len(idx) * 16 < n:  # few postings: sort them instead of touching every passage
         cands, inverse = np.unique(idx, return_inverse=True)
-        return cands, np.bincount(inverse, weights=vals), None
+        return cands.astype(np.int64), np.bincount(inverse, weights=vals), None
     found: np.ndarray | None = None
     if likely:
         # the rarest term holding enough passages (one term's passages are distinct), else the

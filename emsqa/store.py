@@ -51,7 +51,10 @@ __all__ = [
     "save_store",
 ]
 
-FORMAT_VERSION = 2  # 2: terms keyed by the "term_hash" the manifest names (1: BLAKE2b, still read)
+# 3: postings in the narrowest dtypes that hold them, weights float16, no term strings and no df
+#    (the postings' lengths); 2: terms keyed by the "term_hash" the manifest names; 1: BLAKE2b.
+#    All three are read.
+FORMAT_VERSION = 3
 FORMAT_NAME = "emsqa-index"
 MANIFEST = "manifest.json"
 _FULL_DIGEST_LIMIT = 64 * 2**20  # arrays above this are checked by size and a head/tail digest
@@ -181,12 +184,10 @@ class Store:
 
     settings: IndexSettings
     term_hash: np.ndarray  # uint64, sorted
-    terms: StringTable  # same order as term_hash
     idf: np.ndarray  # float32
-    df: np.ndarray  # int32, passages holding each term
-    post_ptr: np.ndarray  # int64, n_terms + 1
-    post_idx: np.ndarray  # int32 passage numbers, term-major
-    post_w: np.ndarray  # float32 weights
+    post_ptr: np.ndarray  # uint32 (int64 from 2**32 postings on), n_terms + 1
+    post_idx: np.ndarray  # uint16 passage numbers (int32 from 65,535 passages on), term-major
+    post_w: np.ndarray  # float16 weights (float32 in indexes of format 2 and before)
     p_doc: np.ndarray  # int32 document number of each passage
     p_start: np.ndarray  # int64
     p_end: np.ndarray  # int64
@@ -198,6 +199,9 @@ class Store:
     doc_sources: StringTable
     sections: StringTable
     words: tuple[str, ...] = ()
+    # the terms as text, in term_hash order: kept by a build for inspection and tests; not saved
+    # (questions find terms by hash), so None once loaded
+    terms: StringTable | None = None
     name: str = ""
     fingerprint: str = ""
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -216,6 +220,14 @@ class Store:
     @property
     def n_terms(self) -> int:
         return len(self.term_hash)
+
+    @property
+    def df(self) -> np.ndarray:
+        """Passages holding each term: the lengths of its postings (computed once, when asked)."""
+        df = self.cache.get("df")
+        if df is None:
+            df = self.cache["df"] = np.diff(self.post_ptr).astype(np.int32)
+        return df
 
     def lookup(self, terms: Sequence[str]) -> np.ndarray:
         """Term numbers of `terms` (-1 where a term is not in the index)."""
@@ -503,10 +515,9 @@ def build_store(
         term_hash=hashes,
         terms=names.take(order),
         idf=idf[order],
-        df=term_counts.astype(np.int32),
-        post_ptr=post_ptr,
-        post_idx=post_idx,
-        post_w=post_w,
+        post_ptr=post_ptr.astype(_pointer_dtype(len(post_idx))),
+        post_idx=post_idx.astype(_passage_dtype(n)),
+        post_w=post_w.astype(np.float16),
         p_doc=p_doc,
         p_start=np.fromiter((p.start for p in passages), dtype=np.int64, count=n),
         p_end=np.fromiter((p.end for p in passages), dtype=np.int64, count=n),
@@ -523,6 +534,15 @@ def build_store(
     )
 
 
+def _pointer_dtype(n_postings: int) -> type[np.integer[Any]]:
+    return np.uint32 if n_postings < 2**32 else np.int64
+
+
+def _passage_dtype(n_passages: int) -> type[np.integer[Any]]:
+    # below 2**16 - 1, so that a passage number plus one still fits
+    return np.uint16 if n_passages < 2**16 - 1 else np.int32
+
+
 def _start_methods() -> list[str]:
     import multiprocessing
 
@@ -531,14 +551,16 @@ def _start_methods() -> list[str]:
 
 # --- persistence -------------------------------------------------------------------------------
 
-_ARRAYS = ("term_hash", "idf", "df", "post_ptr", "post_idx", "post_w",
+_ARRAYS = ("term_hash", "idf", "post_ptr", "post_idx", "post_w",
            "p_doc", "p_start", "p_end", "p_ordinal", "p_section")  # fmt: skip
-_TABLES = ("terms", "p_text", "doc_ids", "doc_titles", "doc_sources", "sections")
-_DTYPES = {
-    "term_hash": "uint64", "idf": "float32", "df": "int32", "post_ptr": "int64", "post_idx": "int32",
-    "post_w": "float32", "p_doc": "int32", "p_start": "int64", "p_end": "int64", "p_ordinal": "int32",
-    "p_section": "int32",
+_TABLES = ("p_text", "doc_ids", "doc_titles", "doc_sources", "sections")
+_DTYPES: dict[str, tuple[str, ...]] = {  # the dtypes each array may have (format 3)
+    "term_hash": ("uint64",), "idf": ("float32",), "post_ptr": ("uint32", "int64"),
+    "post_idx": ("uint16", "int32"), "post_w": ("float16",), "p_doc": ("int32",),
+    "p_start": ("int64",), "p_end": ("int64",), "p_ordinal": ("int32",), "p_section": ("int32",),
 }  # fmt: skip
+# formats 1 and 2 kept the term strings and df, and wider postings
+_OLD_DTYPES = {**_DTYPES, "post_ptr": ("int64",), "post_idx": ("int32",), "post_w": ("float32",)}
 
 
 def _file_digest(path: Path) -> str:
@@ -757,7 +779,7 @@ def _load_generation(root: Path, mmap: bool | None) -> Store:
     total = sum(int(f.get("bytes", 0)) for f in files.values())
     use_mmap = mmap if mmap is not None else total > 256 * 2**20
 
-    def get(name: str, dtype: str | None = None) -> np.ndarray:
+    def get(name: str, dtypes: tuple[str, ...] = ()) -> np.ndarray:
         path = data / f"{name}.npy"
         info = files.get(name)
         if info is None:
@@ -782,16 +804,17 @@ def _load_generation(root: Path, mmap: bool | None) -> Store:
         if (
             not isinstance(arr, np.ndarray)
             or arr.ndim != 1
-            or (dtype and arr.dtype != np.dtype(dtype))
+            or (dtypes and arr.dtype.name not in dtypes)
         ):
             raise IndexFormatError(
                 f"index file {path} holds an unexpected array ({getattr(arr, 'dtype', '?')})"
             )
         return arr
 
-    arrays = {name: get(name, _DTYPES[name]) for name in _ARRAYS}
+    old = manifest["format_version"] < 3  # its df and term strings are not read
+    arrays = {name: get(name, (_OLD_DTYPES if old else _DTYPES)[name]) for name in _ARRAYS}
     tables = {
-        name: StringTable(get(f"{name}.blob", "uint8"), get(f"{name}.offsets", "int64"))
+        name: StringTable(get(f"{name}.blob", ("uint8",)), get(f"{name}.offsets", ("int64",)))
         for name in _TABLES
     }
     store = Store(
@@ -812,10 +835,10 @@ def _check_consistency(store: Store, counts: dict[str, Any], root: Path) -> None
     problems = []
     if counts.get("passages") != store.n_passages or counts.get("documents") != store.n_documents:
         problems.append("passage or document counts differ from the manifest")
-    if counts.get("terms") != store.n_terms or len(store.terms) != store.n_terms:
+    if counts.get("terms") != store.n_terms:
         problems.append("term counts differ from the manifest")
     n = store.n_terms
-    if len(store.idf) != n or len(store.df) != n or len(store.post_ptr) != n + 1:
+    if len(store.idf) != n or len(store.post_ptr) != n + 1:
         problems.append("term arrays have different lengths")
     elif (
         store.post_ptr[0] != 0

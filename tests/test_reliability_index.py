@@ -250,7 +250,7 @@ def test_postings_pointing_past_the_passages_are_refused_or_harmless(saved: Path
     """A resealed index whose postings name passage 10**6 must not crash a question."""
     path = array_path(saved, "post_idx")
     arr = np.load(path)
-    arr[:] = 10**6
+    arr[:] = np.iinfo(arr.dtype).max  # far past the shipped corpus's passages
     np.save(path, arr, allow_pickle=False)
     redigest(saved, "post_idx")
     try:
@@ -355,7 +355,7 @@ def damage_each_way(folder: Path) -> Iterator[tuple[str, Path, str]]:
     """(what, damaged folder, text its error must show), one fresh copy per damage."""
     cases: dict[str, Callable[[Path], str]] = {
         "missing manifest": lambda f: ((f / MANIFEST).unlink(), MANIFEST)[1],
-        "missing array": lambda f: (array_path(f, "df").unlink(), "df.npy")[1],
+        "missing array": lambda f: (array_path(f, "idf").unlink(), "idf.npy")[1],
         "truncated array": lambda f: (
             array_path(f, "p_end").write_bytes(array_path(f, "p_end").read_bytes()[:-8]),
             "p_end.npy",

@@ -233,7 +233,6 @@ def test_an_index_keyed_by_the_older_blake2b_hash_still_answers(
         term_hash=old[order],
         terms=StringTable.of([terms[t] for t in order]),
         idf=store.idf[order],
-        df=store.df[order],
         post_ptr=ptr,
         post_idx=store.post_idx[gather],
         post_w=store.post_w[gather],
