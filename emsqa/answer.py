@@ -106,6 +106,11 @@ _HEAD = re.compile(
     re.I,
 )
 _PHRASE_MAX = 6
+# The first word after any opening quote or bracket. _as_sentence capitalises it only when it is all
+# lower case ("give", not "mRNA") and a space or light punctuation follows it (not "e.g.").
+_FIRST_WORD = re.compile(r"^[\"'“‘«(\[]*(?P<word>[^\W\d_]+(?:['’-][^\W\d_]+)*)")
+_AFTER_WORD = frozenset(",;:!?)]”’»\"'")
+_SENTENCE_END = re.compile(r"[.!?…:][\"'”’»)\]]*$")
 
 
 @dataclass(frozen=True)
@@ -191,6 +196,22 @@ def _display(raw: str) -> str:
     if len(lines) > 1 and lines[0].endswith(":"):
         return f"{lines[0]} {'; '.join(lines[1:])}."
     return " ".join(lines)
+
+
+def _as_sentence(text: str) -> str:
+    """`text` as an answer shows it: a capital first letter when its first word is a plain
+    lower-case word ("give a short list" -> "Give a short list"; "mRNA", "pH" and "e.g." stay) and a
+    full stop when it ends without one (a list item). Only the shown text changes: the sentence's
+    quote and offsets still name the source as written."""
+    m = _FIRST_WORD.match(text)
+    after = text[m.end() : m.end() + 1] if m else ""
+    if m and m.group("word").islower() and (not after or after.isspace() or after in _AFTER_WORD):
+        i = m.start("word")
+        text = text[:i] + text[i].upper() + text[i + 1 :]
+    text = text.rstrip().rstrip(",;").rstrip()
+    if text and not _SENTENCE_END.search(text):
+        text += "."
+    return text
 
 
 def _covered(pq: PreparedQuery, terms: frozenset[str]) -> tuple[bool, ...]:
@@ -442,7 +463,7 @@ def compose(
         sentences.append(
             AnswerSentence(text=c.text, citation=numbers[pid], start=c.start, end=c.end)
         )
-    text = " ".join(f"{s.text} [{s.citation}]" for s in sentences)
+    text = " ".join(f"{_as_sentence(s.text)} [{s.citation}]" for s in sentences)
     return Answer(
         question=question, text=text, citations=tuple(citations), abstained=False, confidence=confidence,
         sentences=tuple(sentences), query=pq.query, kind="answer", hits=tuple(hits),

@@ -1,0 +1,128 @@
+"""How an answer presents its sentences (issue 5 follow-ups).
+
+1. A lead taken from a list item reads as a sentence (capital letter, full stop) while its quote and
+   offsets still name the source exactly as written.
+2. A question comparing two things ("X vs Y", "the difference between X and Y", "how does X differ
+   from Y") leads with a sentence, or an adjacent pair, that sets the two apart, where the passages
+   hold one; sides are matched strictly (their own words, or an exact abbreviation).
+
+Each end-to-end case also runs with the rule switched off (monkeypatched) to show that another
+sentence would lead without it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from emsqa import answer
+from emsqa.answer import _as_sentence
+from emsqa.datatypes import Answer, AnswerSentence, Document
+from emsqa.index import Index
+from emsqa.render import passage_fragments
+
+_MARKER = re.compile(r" ?\[\d+\]")
+
+
+def _shown(result: Answer) -> list[str]:
+    """The sentences of `result.text`, as the user reads them (markers dropped)."""
+    return [s.strip() for s in _MARKER.split(result.text) if s.strip()]
+
+
+def _source(result: Answer, s: AnswerSentence) -> str:
+    """The document text at the sentence's offsets, read through its cited passage."""
+    p = result.citations[s.citation - 1].passage
+    return p.text[s.start - p.start : s.end - p.start]
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _without_contrast_lead(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(answer, "_contrast_lead", lambda *args, **kwargs: [])
+
+
+# ----------------------------------------------------------------------- 1. list items as leads
+
+_SKILLS = Document(
+    id="skills.md",
+    title="What an EMT may do",
+    text="The crew checks the kit at the start of every shift.\n\n"
+    "An EMT learns a short list of skills.\n\n"
+    "- give oral glucose for low blood sugar\n"
+    "- splint a broken arm;\n"
+    "- help a patient use their own inhaler\n",
+)
+
+
+def test_a_list_item_leads_as_a_sentence_and_is_cited_as_written() -> None:
+    result = Index.build([_SKILLS], abstain_below=0.0).ask("Can an EMT give oral glucose?")
+    lead = result.sentences[0]
+    source = _source(result, lead)
+    assert source.lstrip("- ").startswith("give oral glucose")  # written in lower case ...
+    assert lead.text == _words(source.lstrip("- "))  # ... and quoted exactly so
+    shown = _shown(result)[0]
+    assert shown == lead.text[0].upper() + lead.text[1:] + "."  # ... but shown as a sentence
+    assert len(_shown(result)) == len(result.sentences)
+
+
+def test_the_passage_view_still_highlights_the_source_words() -> None:
+    result = Index.build([_SKILLS], abstain_below=0.0).ask("Can an EMT give oral glucose?")
+    lead = result.sentences[0]
+    fragments = passage_fragments(result, lead.citation, width=70)
+    highlighted = _words(" ".join(t for style, t in fragments if style == "class:highlight"))
+    cited = sorted(
+        (s for s in result.sentences if s.citation == lead.citation), key=lambda s: s.start
+    )
+    assert highlighted == _words(" ".join(_source(result, s) for s in cited))
+    assert "give oral glucose" in highlighted
+
+
+@pytest.mark.parametrize(
+    ("quote", "shown"),
+    [
+        ("give oral glucose", "Give oral glucose."),
+        ("splint a broken arm;", "Splint a broken arm."),
+        ("x-ray the arm, then splint it", "X-ray the arm, then splint it."),
+        ("“check the scene” first.", "“Check the scene” first."),
+        ("élan is a word.", "Élan is a word."),
+        ("mRNA vaccines are stored cold.", "mRNA vaccines are stored cold."),  # mixed case stays
+        ("pH falls in shock", "pH falls in shock."),
+        ("e.g. a splint", "e.g. a splint."),  # not a plain word
+        ("5 mg is the dose", "5 mg is the dose."),
+        ("An EMT may:", "An EMT may:"),  # a list lead keeps its colon
+        ("Is it safe?", "Is it safe?"),
+        ('He said "stop."', 'He said "stop."'),
+        ("(see the protocol)", "(See the protocol)."),
+    ],
+)
+def test_shown_sentences_start_with_a_capital_and_end_with_a_stop(quote: str, shown: str) -> None:
+    assert _as_sentence(quote) == shown
+
+
+@given(st.text(alphabet="abcXYZ é,;:.!?-'\"()", max_size=40))
+def test_showing_only_touches_one_letter_and_the_end(quote: str) -> None:
+    shown = _as_sentence(quote)
+    core = quote.rstrip().rstrip(",;").rstrip()
+    assert shown[len(core) :] in ("", ".")
+    changed = [i for i, (a, b) in enumerate(zip(core, shown, strict=False)) if a != b]
+    assert len(changed) <= 1  # at most one letter, made a capital
+    assert all(shown[i] == core[i].upper() for i in changed)
+    assert _as_sentence(shown) == shown  # showing twice changes nothing more
+
+
+def test_the_shipped_aspirin_answer_leads_with_a_sentence() -> None:
+    from emsqa.api import default_index
+
+    result = default_index().ask("Can an EMT give aspirin?")
+    assert not result.abstained
+    for shown, s in zip(_shown(result), result.sentences, strict=True):
+        assert shown[0].isupper() or not shown[0].islower()
+        assert shown[-1] in ".!?:"
+        assert shown.casefold().startswith(s.text[:20].casefold())
+    lead = result.sentences[0]
+    assert _words(lead.text) in _words(_source(result, lead))  # the quote is the source's words
