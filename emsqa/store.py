@@ -300,9 +300,10 @@ def _surface_words(
 ) -> tuple[str, ...]:
     counts: Counter[str] = Counter()
     for p in passages[:sample]:
-        counts.update(
-            t for t in tokenize(p.text) if len(t) > 2 and t not in STOP_WORDS and not t[0].isdigit()
-        )
+        counts.update(tokenize(p.text))
+    for t in list(counts):  # filtered once per distinct token (the order of the rest is kept)
+        if len(t) <= 2 or t in STOP_WORDS or t[0].isdigit():
+            del counts[t]
     return tuple(w for w, _ in counts.most_common(limit))
 
 

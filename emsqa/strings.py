@@ -13,7 +13,8 @@ import numpy as np
 __all__ = ["StringTable"]
 
 _OF_BATCH = 20_000  # strings encoded at a time by StringTable.of
-_GATHER_BYTES = 16 * 2**20  # bytes moved at a time when reordering or joining (bounds temporaries)
+_GATHER_BYTES = 2**20  # bytes moved at a time when reordering or joining: their int64
+# positions, a few copies of them, are the temporaries (16 MB of bytes made 0.5 GB of them)
 
 
 class StringTable:
