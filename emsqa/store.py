@@ -483,8 +483,8 @@ def build_store(
     term_counts = df[order]
     post_ptr = np.zeros(len(order) + 1, dtype=np.int64)
     np.cumsum(term_counts, out=post_ptr[1:])
-    post_idx = np.empty(int(post_ptr[-1]), dtype=np.int32)
-    post_w = np.empty(int(post_ptr[-1]), dtype=np.float32)
+    post_idx = np.empty(int(post_ptr[-1]), dtype=_passage_dtype(n))  # gathered in their final,
+    post_w = np.empty(int(post_ptr[-1]), dtype=np.float16)  # narrow dtypes: no extra copy
     step = 1 + len(order) // max(1, int(post_ptr[-1]) // _GATHER)
     for t0 in range(0, len(order), step):
         t1 = min(t0 + step, len(order))
@@ -517,8 +517,8 @@ def build_store(
         terms=names.take(order),
         idf=idf[order],
         post_ptr=post_ptr.astype(_pointer_dtype(len(post_idx))),
-        post_idx=post_idx.astype(_passage_dtype(n)),
-        post_w=post_w.astype(np.float16),
+        post_idx=post_idx,
+        post_w=post_w,
         p_doc=p_doc,
         p_start=np.fromiter((p.start for p in passages), dtype=np.int64, count=n),
         p_end=np.fromiter((p.end for p in passages), dtype=np.int64, count=n),
