@@ -6,6 +6,7 @@ source tree first on sys.path so `import emsqa` finds it without installing.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import math
@@ -283,10 +284,48 @@ def peak_rss_mb() -> float:
     return kib / 1024 if sys.platform != "darwin" else kib / 1024 / 1024
 
 
+class TreePeak:
+    """The peak memory of this process and all its descendants together (forked build workers
+    included, which RUSAGE_SELF leaves out), sampled every `every` seconds on a thread. Each
+    process counts its proportional set size (PSS): pages a worker shares with its parent after
+    the fork are split between them, not counted twice."""
+
+    def __init__(self, every: float = 0.02) -> None:
+        import threading
+
+        self.every = every
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):  # a worker that ended meanwhile
+                    total += proc.memory_full_info().pss
+            self.peak_mb = max(self.peak_mb, total / 2**20)
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> TreePeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _child(fn: Callable[..., dict[str, Any]], args: tuple[Any, ...], queue: Any) -> None:
     try:
-        result = fn(*args)
-        result["peak_rss_mb"] = peak_rss_mb()
+        with TreePeak() as tree:
+            result = fn(*args)
+        # the process's own peak, or its process tree's when forked workers made that higher
+        result["peak_rss_mb"] = max(peak_rss_mb(), tree.peak_mb)
+        result["own_peak_rss_mb"] = peak_rss_mb()
         queue.put(("ok", result))
     except BaseException as exc:  # report anything to the parent rather than hang it
         queue.put(("error", f"{type(exc).__name__}: {exc}"))
