@@ -5,8 +5,11 @@ Every candidate sentence of the top passages is scored by how much of the questi
 with each concept weighted by how few candidate sentences hold it), by the score of its passage, and
 by cues from the question's type (a number for "how long", a name for "who", the noun of "which
 river", a definition for "what is"). One to three sentences are chosen; "X vs Y" questions get
-sentences covering both sides, and when every chosen sentence comes from one passage the last place
-goes to another passage's best sentence if it scores nearly as well.
+sentences covering both sides, and lead with a sentence (or adjacent pair) that sets the two apart
+when one names both strictly (see _contrast_lead); when every chosen sentence comes from one passage
+the last place goes to another passage's best sentence if it scores nearly as well. The answer text
+shows each sentence as a sentence (capital letter, full stop); its quote and offsets stay the
+source's.
 
 Confidence is the share of the question's idf-weighted concepts that the best retrieved passage
 covers. Below ABSTAIN_BELOW the answer abstains. That threshold is not picked by eye: it is the value
@@ -21,11 +24,12 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from emsqa.datatypes import Answer, AnswerSentence, Citation, Hit
 from emsqa.passages import split_sentences
 from emsqa.retrieve import PreparedQuery
-from emsqa.text import Analyzer, Lexicon, tokenize
+from emsqa.text import STOP_WORDS, Analyzer, Lexicon, tokenize
 
 __all__ = ["ABSTAIN_BELOW", "NOT_FOUND", "compose", "coverage", "definitions_first", "smalltalk"]
 
@@ -374,11 +378,221 @@ def definitions_first(pq: PreparedQuery, hits: Sequence[Hit], analyzer: Analyzer
     return list(hits)
 
 
-def _choose(cands: list[_Candidate], sides: list[set[str]], limit: int = 3) -> list[_Candidate]:
+# --- "X vs Y": a lead that contrasts the two sides ----------------------------------------------
+# The sides are matched strictly: by their own stemmed words, or by a lexicon form only when one is
+# the initials of the other (EMT = emergency medical technician; not EMT-P for paramedic), and never
+# inside a longer lexicon form of something else ("emergency medical technician" within "advanced
+# emergency medical technician" is the AEMT).
+
+_DIFFER = re.compile(
+    r"^(?:how\s+(?:does|do|did|is|are)\s+)?(?:an?\s+|the\s+)?(.+?)\s+differ\w*\s+from\s+"
+    r"(?:an?\s+|the\s+)?(.+?)[?.!]*$",
+    re.I,
+)
+_CONTRAST_WORDS = frozenset("while whereas but however than more less fewer unlike".split())
+# A cue this many words before the first side still sets the two apart ("Unlike X, Y").
+_CUE_BEFORE = 3
+# Words that join two names rather than set them apart ("every EMT and every paramedic").
+_JOINING = frozenset(
+    "and or nor both either neither every each all any some many most other".split()
+)
+_LETTERS = re.compile(r"[^\W_]+")
+
+
+@dataclass(frozen=True)
+class _Side:
+    forms: frozenset[tuple[str, ...]]  # stemmed content words of each way of naming it
+    group: int  # its lexicon group, -1 when none
+
+
+@dataclass(frozen=True)
+class _Naming:
+    """What a candidate sentence says of the two sides, by token position: where it names each
+    side, its contrast cues, its "plain" words (content words that name nothing: no side, no lexicon
+    form, no joining word such as "every") and its "and"/"or"/"nor"."""
+
+    spans: tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]
+    cues: tuple[int, ...]
+    plain: tuple[bool, ...]
+    joins: tuple[int, ...]
+
+
+def _is_initials(short: str, long: str) -> bool:
+    """Whether `short` is written as the initials of `long`'s words ("EMT", "emergency medical
+    technician"; "AEMT", "advanced EMT": a capitalised abbreviation inside counts whole)."""
+    letters = "".join(_LETTERS.findall(short))
+    words = _LETTERS.findall(long)
+    if " " in short.strip() or len(letters) < 2 or not letters.isupper() or len(words) < 2:
+        return False
+    return "".join(w if len(w) > 1 and w.isupper() else w[0] for w in words).upper() == letters
+
+
+@lru_cache(maxsize=4)
+def _form_groups(lexicon: Lexicon | None, analyzer: Analyzer) -> dict[tuple[str, ...], int]:
+    """Each lexicon form's stemmed words -> its group (the first group when two share a form).
+    Callers must not change the dict (it is cached)."""
+    out: dict[tuple[str, ...], int] = {}
+    for gi, group in enumerate(lexicon.groups if lexicon is not None else ()):
+        for form in group:
+            key = tuple(analyzer.content(form))
+            if key:
+                out.setdefault(key, gi)
+    return out
+
+
+def _strict_sides(
+    question: str,
+    analyzer: Analyzer,
+    lexicon: Lexicon | None,
+    groups: dict[tuple[str, ...], int],
+) -> list[_Side]:
+    """The two things an "X vs Y" / "difference between X and Y" / "how does X differ from Y"
+    question compares, each with its exact abbreviations; [] for other questions."""
+    for pattern in (*_COMPARE, _DIFFER):
+        m = pattern.search(question)
+        if not m:
+            continue
+        sides = []
+        for raw in re.split(r"[:;,]", m.group(1))[-1], re.split(r"[:;,]", m.group(2))[0]:
+            key = tuple(analyzer.content(raw))
+            if not key:
+                break
+            forms = {key}
+            gi = groups.get(key, -1)
+            if gi >= 0 and lexicon is not None:
+                group = lexicon.groups[gi]
+                written = next(f for f in group if tuple(analyzer.content(f)) == key)
+                for other in group:
+                    if _is_initials(other, written) or _is_initials(written, other):
+                        forms.add(tuple(analyzer.content(other)))
+            sides.append(_Side(frozenset(forms), gi))
+        if len(sides) == 2 and not sides[0].forms & sides[1].forms:
+            return sides
+    return []
+
+
+def _naming(
+    text: str, sides: Sequence[_Side], analyzer: Analyzer, groups: dict[tuple[str, ...], int]
+) -> _Naming:
+    tokens = tokenize(text)
+    stops = tuple(t in STOP_WORDS for t in tokens)
+    where = [i for i, stop in enumerate(stops) if not stop]  # token position of each content word
+    stems = analyzer.content_of(tokens)
+    longest = max(map(len, groups), default=0)
+
+    def inside_other(a: int, b: int, group: int) -> bool:
+        """Whether content words a..b-1 lie inside a longer lexicon form of another group."""
+        for n in range(min(longest, len(stems)), b - a, -1):
+            for lo in range(max(0, b - n), min(a, len(stems) - n) + 1):
+                found = groups.get(tuple(stems[lo : lo + n]))
+                if found is not None and found != group:
+                    return True
+        return False
+
+    spans = []
+    for side in sides:
+        found = []
+        for form in side.forms:
+            n = len(form)
+            for a in range(len(stems) - n + 1):
+                if tuple(stems[a : a + n]) == form and not inside_other(a, a + n, side.group):
+                    found.append((where[a], where[a + n - 1] + 1))
+        spans.append(tuple(sorted(found)))
+    cues = tuple(
+        i
+        for i, t in enumerate(tokens)
+        if t in _CONTRAST_WORDS
+        or t.startswith("differ")
+        or (t == "hand" and i > 0 and tokens[i - 1] == "other")
+        or (t == "contrast" and i > 0 and tokens[i - 1] == "in")
+    )
+    plain = [not stop and t not in _JOINING for t, stop in zip(tokens, stops, strict=True)]
+    for n in range(1, min(longest, len(stems)) + 1):  # words of lexicon forms ("AEMT", "BLS")
+        for a in range(len(stems) - n + 1):
+            if tuple(stems[a : a + n]) in groups:
+                for i in range(where[a], where[a + n - 1] + 1):
+                    plain[i] = False
+    for lo, hi in (*spans[0], *spans[1]):
+        plain[lo:hi] = [False] * (hi - lo)
+    joins = tuple(i for i, t in enumerate(tokens) if t in ("and", "or", "nor"))
+    return _Naming((spans[0], spans[1]), cues, tuple(plain), joins)
+
+
+def _set_apart(naming: _Naming) -> tuple[bool, bool]:
+    """(names both sides apart, with a contrast cue): apart means a cue, or a plain content word,
+    stands between the two names, or a cue stands just before the first name with no "and" between
+    them ("Unlike EMTs, paramedics ..."). So neither "EMTs and paramedics", "while EMTs and
+    paramedics ..." nor "EMTs, AEMTs and paramedics" sets them apart. The cue must come before the
+    later name ("paramedics ..., while EMTs"; not "paramedics start as EMTs before more ...")."""
+    apart = cued = False
+    cues = naming.cues
+    for a0, a1 in naming.spans[0]:
+        for b0, b1 in naming.spans[1]:
+            lo, hi = (a1, b0) if a0 < b0 else (b1, a0)
+            if lo > hi:  # overlapping names
+                continue
+            between = range(lo, hi)
+            first = min(a0, b0)
+            inside = any(c in between for c in cues)
+            leading = any(first - _CUE_BEFORE <= c < first for c in cues)
+            joined = any(j in between for j in naming.joins)
+            if inside or any(naming.plain[i] for i in between) or (leading and not joined):
+                apart = True
+                cued = cued or inside or leading
+    return apart, cued
+
+
+def _contrast_lead(
+    cands: Sequence[_Candidate], question: str, analyzer: Analyzer, lexicon: Lexicon | None
+) -> list[_Candidate]:
+    """For a question comparing two things, the sentence (or adjacent pair, one side each) that best
+    sets them apart, to lead the answer; [] for other questions, when no candidate names both sides
+    apart, or when the best such scores under half the best candidate. Sentences with a contrast cue
+    come first, then by score (a pair by its mean)."""
+    if not cands or not any(p.search(question) for p in (*_COMPARE, _DIFFER)):
+        return []
+    groups = _form_groups(lexicon, analyzer)
+    sides = _strict_sides(question, analyzer, lexicon, groups)
+    if len(sides) != 2:
+        return []
+    namings = [_naming(c.text, sides, analyzer, groups) for c in cands]
+    options: list[tuple[bool, float, list[_Candidate]]] = []
+    for c, naming in zip(cands, namings, strict=True):
+        apart, cued = _set_apart(naming)
+        if apart:
+            options.append((cued, c.score, [c]))
+    for i, (c1, n1) in enumerate(zip(cands, namings, strict=True)):
+        names1 = [bool(spans) for spans in n1.spans]
+        if names1.count(True) != 1:
+            continue
+        text = c1.hit.passage.text
+        for c2, n2 in zip(cands[i + 1 :], namings[i + 1 :], strict=True):
+            if c2.hit is not c1.hit:  # a hit's candidates come together, in passage order
+                break
+            if c2.start < c1.end:  # a list item inside the unit that joins its list
+                continue
+            gap = text[c1.end - c1.hit.passage.start : c2.start - c1.hit.passage.start]
+            if _BULLET.sub("", gap).strip():
+                break  # not the next sentence
+            if [bool(spans) for spans in n2.spans] == [not x for x in names1]:
+                options.append((bool(n2.cues), (c1.score + c2.score) / 2, [c1, c2]))
+            break
+    if not options:
+        return []
+    _, score, lead = max(options, key=lambda o: (o[0], o[1]))
+    return lead if score >= 0.5 * max(c.score for c in cands) else []
+
+
+def _choose(
+    cands: list[_Candidate],
+    sides: list[set[str]],
+    limit: int = 3,
+    lead: Sequence[_Candidate] = (),
+) -> list[_Candidate]:
     ranked = sorted(cands, key=lambda c: (-c.score, c.hit.rank, c.start))
     if not ranked:
         return []
-    chosen = [ranked[0]]
+    chosen = list(lead) or [ranked[0]]
 
     def similar(c: _Candidate) -> bool:
         return any(
@@ -449,8 +663,11 @@ def compose(
             question=question, text=NOT_FOUND, abstained=True, confidence=confidence, reason=reason,
             related=tuple(hits[:3]), query=pq.query, kind="abstain", hits=tuple(hits),
         )  # fmt: skip
+    cands = _candidates(pq, top, analyzer, term_sets)
     chosen = _choose(
-        _candidates(pq, top, analyzer, term_sets), _sides(pq.query.text, analyzer, lexicon)
+        cands,
+        _sides(pq.query.text, analyzer, lexicon),
+        lead=_contrast_lead(cands, pq.query.text, analyzer, lexicon),
     )
     numbers: dict[str, int] = {}
     citations: list[Citation] = []

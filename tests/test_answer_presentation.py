@@ -19,10 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from emsqa import answer
-from emsqa.answer import _as_sentence
+from emsqa.answer import _as_sentence, _form_groups, _naming, _set_apart, _strict_sides
 from emsqa.datatypes import Answer, AnswerSentence, Document
 from emsqa.index import Index
 from emsqa.render import passage_fragments
+from emsqa.text import Analyzer, load_lexicon
 
 _MARKER = re.compile(r" ?\[\d+\]")
 
@@ -126,3 +127,168 @@ def test_the_shipped_aspirin_answer_leads_with_a_sentence() -> None:
         assert shown.casefold().startswith(s.text[:20].casefold())
     lead = result.sentences[0]
     assert _words(lead.text) in _words(_source(result, lead))  # the quote is the source's words
+
+
+# ------------------------------------------------------------- 2. comparisons lead with a contrast
+
+_CREWS = [
+    Document(
+        id="crews.txt",
+        title="EMTs and paramedics",
+        text="EMTs and paramedics both work on ambulance crews. "
+        "EMTs and paramedics answer emergency calls together. "
+        "Every EMT and every paramedic wears a uniform.",
+    ),
+    Document(
+        id="skills.txt",
+        title="Skills",
+        text="Paramedics give drugs through a vein, while EMTs give only oxygen and oral glucose. "
+        "Training takes longer for the advanced level.",
+    ),
+]
+_CONTRAST = "Paramedics give drugs through a vein, while EMTs give only oxygen and oral glucose."
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is the difference between an EMT and a paramedic?",
+        "EMT vs paramedic",
+        "How does an EMT differ from a paramedic?",
+    ],
+)
+def test_a_comparison_leads_with_the_sentence_that_sets_both_sides_apart(
+    question: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = Index.build(_CREWS, abstain_below=0.0)
+    result = index.ask(question)
+    lead = result.sentences[0]
+    assert lead.text == _CONTRAST
+    assert _source(result, lead) == _CONTRAST  # offsets name the sentence exactly
+    assert result.citations[lead.citation - 1].passage.doc_id == "skills.txt"
+    _without_contrast_lead(monkeypatch)
+    assert index.ask(question).sentences[0].text != _CONTRAST
+
+
+def test_questions_that_compare_nothing_keep_their_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    index = Index.build(_CREWS, abstain_below=0.0)
+    question = "Do EMTs and paramedics work on ambulance crews?"
+    before = index.ask(question)
+    _without_contrast_lead(monkeypatch)
+    assert index.ask(question) == before
+
+
+def test_without_a_sentence_naming_both_sides_apart_the_answer_is_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    docs = [
+        _CREWS[0],
+        Document(
+            id="skills.txt",
+            title="Skills",
+            text="Paramedics give drugs through a vein. Oral glucose is given by mouth.",
+        ),
+    ]
+    index = Index.build(docs, abstain_below=0.0)
+    question = "What is the difference between an EMT and a paramedic?"
+    before = index.ask(question)
+    _without_contrast_lead(monkeypatch)
+    assert index.ask(question) == before
+
+
+_PAIR = [
+    _CREWS[0],
+    Document(
+        id="skills.txt",
+        title="Skills",
+        text="Training takes longer for the advanced level. "
+        "EMTs give oxygen and oral glucose on every call. "
+        "Paramedics, on the other hand, give drugs through a vein.",
+    ),
+]
+
+
+def test_an_adjacent_pair_naming_one_side_each_leads_in_its_own_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    index = Index.build(_PAIR, abstain_below=0.0)
+    result = index.ask("EMT vs paramedic")
+    first, second = result.sentences[:2]
+    assert first.text == "EMTs give oxygen and oral glucose on every call."
+    assert second.text == "Paramedics, on the other hand, give drugs through a vein."
+    assert first.citation == second.citation and first.end < second.start
+    assert _source(result, second) == second.text
+    _without_contrast_lead(monkeypatch)
+    assert not index.ask("EMT vs paramedic").sentences[0].text.startswith("EMTs give oxygen")
+
+
+# ----------------------------------------------------------------- strict matching of the sides
+
+_LEXICON = load_lexicon(
+    [
+        ("EMT", "emergency medical technician", "EMT-B"),
+        ("AEMT", "advanced EMT", "advanced emergency medical technician"),
+        ("EMT-P", "paramedic", "EMT-Paramedic"),
+    ]
+)
+_ANALYZER = Analyzer()
+_QUESTION = "What is the difference between an EMT and a paramedic?"
+
+
+def _judge(sentence: str, question: str = _QUESTION) -> tuple[bool, bool]:
+    groups = _form_groups(_LEXICON, _ANALYZER)
+    sides = _strict_sides(question, _ANALYZER, _LEXICON, groups)
+    assert len(sides) == 2
+    return _set_apart(_naming(sentence, sides, _ANALYZER, groups))
+
+
+def test_sides_gain_only_exact_abbreviations() -> None:
+    groups = _form_groups(_LEXICON, _ANALYZER)
+    emt, paramedic = _strict_sides(_QUESTION, _ANALYZER, _LEXICON, groups)
+    assert emt.forms == {("emt",), tuple(_ANALYZER.content("emergency medical technician"))}
+    assert paramedic.forms == {tuple(_ANALYZER.content("paramedic"))}  # EMT-P is no abbreviation
+    (aemt, _) = _strict_sides("AEMT vs paramedic", _ANALYZER, _LEXICON, groups)
+    assert len(aemt.forms) == 3  # "advanced EMT" = A + EMT counts
+
+
+@pytest.mark.parametrize(
+    ("sentence", "judged"),
+    [
+        ("Paramedics have more training than EMTs.", (True, True)),
+        ("Unlike EMTs, paramedics give drugs through a vein.", (True, True)),
+        (
+            "An emergency medical technician gives oxygen, while paramedics give drugs.",
+            (True, True),
+        ),
+        ("Many paramedics start as EMTs before moving on to more advanced roles.", (True, False)),
+        ("EMTs and paramedics have different skills.", (False, False)),  # named together
+        ("EMTs, AEMTs and paramedics ride together.", (False, False)),  # a list of roles
+        ("EMT-P crews give drugs, while EMTs give oxygen.", (False, False)),  # EMT-P: a synonym
+        (
+            "An advanced emergency medical technician starts lines, while paramedics give drugs.",
+            (False, False),  # that is the AEMT, not the EMT
+        ),
+        ("An advanced EMT starts lines, while paramedics give drugs.", (False, False)),
+    ],
+)
+def test_a_sentence_sets_the_sides_apart_only_when_it_names_each_literally(
+    sentence: str, judged: tuple[bool, bool]
+) -> None:
+    assert _judge(sentence) == judged
+
+
+def test_a_synonym_that_is_no_abbreviation_does_not_promote_a_sentence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    docs = [
+        _CREWS[0],
+        Document(
+            id="skills.txt",
+            title="Skills",
+            text="EMT-P crews give drugs through a vein, while EMTs give only oxygen and glucose.",
+        ),
+    ]
+    index = Index.build(docs, abstain_below=0.0, lexicon=_LEXICON)
+    before = index.ask(_QUESTION)
+    _without_contrast_lead(monkeypatch)
+    assert index.ask(_QUESTION) == before
