@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -48,15 +49,33 @@ class ChunkCounts:
 
 @dataclass(frozen=True)
 class Counts:
-    """Term counts of the whole corpus: a passages x terms matrix, its term names, where the
-    bigrams begin (terms from `n_words` on are word pairs), and each passage's length."""
+    """Term counts of the whole corpus: a passages x terms matrix and each passage's length.
+
+    Terms below `n_words` are `words`; term n_words + j is the word pair pairs[j], held as
+    (first word << 32) | second word. `names` spells every term out (made only when asked).
+    """
 
     indptr: np.ndarray  # int64
     indices: np.ndarray  # int32 (column order within a row is not sorted)
     data: np.ndarray  # float32
-    names: StringTable
-    n_words: int
+    words: StringTable
+    pairs: np.ndarray  # int64 word-pair keys, sorted
     lengths: np.ndarray  # float64: each passage's count of terms (dropped bigrams included)
+
+    @property
+    def n_words(self) -> int:
+        return len(self.words)
+
+    @property
+    def n_terms(self) -> int:
+        return len(self.words) + len(self.pairs)
+
+    @cached_property
+    def names(self) -> StringTable:
+        """Every term as text: the words, then the pairs joined by a space."""
+        return StringTable.concat(
+            [self.words, self.words.joined(self.pairs >> 32, self.pairs & 0xFFFFFFFF)]
+        )
 
 
 class Vocabulary:
@@ -261,17 +280,11 @@ def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = F
         indptr[row + 1 : row + rows + 1] = at + np.cumsum(np.bincount(row_of[mask], minlength=rows))
         row, at = row + rows, at + m
         st.indices = st.data = st.indptr = np.empty(0, np.int64)  # released
-    kept_pairs = all_pairs[keep[n_words:]]
-    del all_pairs
-    word_table = StringTable.of(list(words))
-    names = StringTable.concat(
-        [word_table, word_table.joined(kept_pairs >> 32, kept_pairs & 0xFFFFFFFF)]
-    )
     return Counts(
         indptr=indptr,
         indices=indices,
         data=data,
-        names=names,
-        n_words=n_words,
+        words=StringTable.of(list(words)),
+        pairs=all_pairs[keep[n_words:]],
         lengths=np.concatenate([*lengths, np.empty(0)]),
     )

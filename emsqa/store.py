@@ -51,9 +51,9 @@ __all__ = [
     "save_store",
 ]
 
-# 3: postings in the narrowest dtypes that hold them, weights float16, no term strings and no df
-#    (the postings' lengths); 2: terms keyed by the "term_hash" the manifest names; 1: BLAKE2b.
-#    All three are read.
+# 3: postings in the narrowest dtypes that hold them, weights float16, bigrams keyed by their
+#    words' keys, no term strings and no df (the postings' lengths); 2: every term keyed by the
+#    "term_hash" the manifest names; 1: BLAKE2b. All three are read.
 FORMAT_VERSION = 3
 FORMAT_NAME = "emsqa-index"
 MANIFEST = "manifest.json"
@@ -118,18 +118,23 @@ def _shared_analyzer(stem: bool, bigrams: bool) -> Analyzer:
     return Analyzer(stem=stem, bigrams=bigrams)
 
 
-TERM_HASH = "fnv1a64-mix"  # the term key written by this version (the manifest's "term_hash")
+TERM_HASH = "fnv1a64-pair"  # the term key written by this version (the manifest's "term_hash")
+_WORD_HASH = "fnv1a64-mix"  # every term hashed as a string (format 2)
 _OLD_TERM_HASH = "blake2b-64"  # indexes whose manifest names no term hash
+TERM_HASHES = (TERM_HASH, _WORD_HASH, _OLD_TERM_HASH)
 _MASK = (1 << 64) - 1
 _FNV_OFFSET, _FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
 _MIX1, _MIX2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+_PAIR = 0x9E3779B97F4A7C15  # odd: multiplying the first word's key by it keeps pairs ordered
 
 
 def hash_terms(terms: Sequence[str], kind: str = TERM_HASH) -> np.ndarray:
     """The 64-bit key of each term, as uint64 (the key of the term table).
 
-    FNV-1a over the UTF-8 bytes, then the splitmix64 finaliser to spread the bits; computed with
-    numpy a byte position at a time for many terms. Indexes written before it used BLAKE2b.
+    A word's key is FNV-1a over its UTF-8 bytes, then the splitmix64 finaliser to spread the bits.
+    A bigram ("cardiac arrest": words never hold a space) is keyed by its two words' keys, mixed:
+    so a build hashes only its words, and a question only the words it has not met before.
+    Earlier indexes hashed every term as a string ("fnv1a64-mix"), or used BLAKE2b.
     """
     if kind == _OLD_TERM_HASH:
         out = np.empty(len(terms), dtype=np.uint64)
@@ -137,20 +142,59 @@ def hash_terms(terms: Sequence[str], kind: str = TERM_HASH) -> np.ndarray:
             digest = hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest()
             out[i] = int.from_bytes(digest, "little")
         return out
+    if kind == _WORD_HASH:
+        if len(terms) < 64:
+            return np.array([_fnv_one(t) for t in terms], dtype=np.uint64)
+        return hash_table(StringTable.of(terms))
     if kind != TERM_HASH:
         raise IndexFormatError(f"unknown term hash {kind!r}", hint="rebuild the index")
-    if len(terms) < 64:
-        return np.array([_fnv_one(t) for t in terms], dtype=np.uint64)
-    return hash_table(StringTable.of(terms))
+    keys = []
+    for t in terms:
+        first, space, second = t.partition(" ")
+        keys.append(_pair_one(_fnv_one(first), _fnv_one(second)) if space else _fnv_one(t))
+    return np.array(keys, dtype=np.uint64)
 
 
+@lru_cache(maxsize=1 << 16)
 def _fnv_one(term: str) -> int:
     h = _FNV_OFFSET
     for byte in term.encode("utf-8"):
         h = ((h ^ byte) * _FNV_PRIME) & _MASK
+    return _finish(h)
+
+
+def _finish(h: int) -> int:
     h = ((h ^ (h >> 30)) * _MIX1) & _MASK
     h = ((h ^ (h >> 27)) * _MIX2) & _MASK
     return h ^ (h >> 31)
+
+
+def _pair_one(first: int, second: int) -> int:
+    return _finish(((first * _PAIR) & _MASK) ^ second)
+
+
+def _pair_keys(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """_pair_one() of uint64 word keys, vectorised."""
+    h = first * np.uint64(_PAIR)  # arrays wrap around silently, as the & _MASK above
+    h ^= second
+    return _finish_array(h)
+
+
+def _finish_array(h: np.ndarray) -> np.ndarray:
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(_MIX1)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(_MIX2)
+    h ^= h >> np.uint64(31)
+    return h
+
+
+def _term_keys(words: StringTable, pairs: np.ndarray) -> np.ndarray:
+    """The keys of the words of `words`, then of the word pairs `pairs` ((first << 32) | second)."""
+    word_keys = hash_table(words)
+    first = word_keys[(pairs >> 32).astype(np.intp)]
+    second = word_keys[(pairs & 0xFFFFFFFF).astype(np.intp)]
+    return np.concatenate([word_keys, _pair_keys(first, second)])
 
 
 def hash_table(table: StringTable) -> np.ndarray:
@@ -168,11 +212,7 @@ def hash_table(table: StringTable) -> np.ndarray:
     for j, live in enumerate(lives):
         byte = table.blob[sorted_starts[:live] + j].astype(np.uint64)
         h[:live] = (h[:live] ^ byte) * prime
-    h ^= h >> np.uint64(30)
-    h *= np.uint64(_MIX1)
-    h ^= h >> np.uint64(27)
-    h *= np.uint64(_MIX2)
-    h ^= h >> np.uint64(31)
+    h = _finish_array(h)
     out = np.empty_like(h)
     out[order] = h
     return out
@@ -411,6 +451,7 @@ def build_store(
     fingerprint: str = "",
     workers: int | None = None,
     progress: Progress | None = None,
+    keep_terms: bool = False,
 ) -> Store:
     """Index `passages`: count their terms, weight them with scikit-learn's TF-IDF, store the postings.
 
@@ -424,7 +465,8 @@ def build_store(
     PARALLEL_FROM passages on, else one; the result is the same). From RARE_BIGRAMS_FROM passages
     on, bigrams found in a single passage are dropped once the passage lengths are taken: on large
     corpora they are most of the vocabulary and rarely asked for. `progress(done, total)` is called
-    as passages are counted.
+    as passages are counted. `keep_terms`: spell the terms out in Store.terms (for inspection;
+    questions find terms by their keys).
     """
     if not passages:
         raise IndexStateError("nothing to index: the documents produced no passages")
@@ -441,8 +483,10 @@ def build_store(
         _chunk_counts(passages, settings, workers, progress),
         drop_single_bigrams=drop_early and _drops_rare_bigrams(n, settings),
     )
-    names, n_words, lengths = counts.names, counts.n_words, counts.lengths
-    x = sparse.csr_matrix((counts.data, counts.indices, counts.indptr), shape=(n, len(names)))
+    n_words, lengths = counts.n_words, counts.lengths
+    hashes = _term_keys(counts.words, counts.pairs)
+    names = counts.names if keep_terms else None
+    x = sparse.csr_matrix((counts.data, counts.indices, counts.indptr), shape=(n, len(hashes)))
     del counts  # x holds the counts now: once x goes, so do they (a large build's peak)
     tfidf = TfidfTransformer(
         norm="l2" if settings.weighting == "tfidf" else None,
@@ -473,7 +517,6 @@ def build_store(
     csc = x.tocsc()  # term-major; row numbers come out sorted within each column
     del x
     df = np.diff(csc.indptr)
-    hashes = hash_table(names)
     kept = np.flatnonzero(df > 0)  # every term but the dropped bigrams
     order = kept[np.argsort(hashes[kept], kind="stable")]
     hashes = hashes[order]
@@ -514,7 +557,7 @@ def build_store(
     return Store(
         settings=settings,
         term_hash=hashes,
-        terms=names.take(order),
+        terms=names.take(order) if names is not None else None,
         idf=idf[order],
         post_ptr=post_ptr.astype(_pointer_dtype(len(post_idx))),
         post_idx=post_idx,
@@ -770,7 +813,7 @@ def _load_generation(root: Path, mmap: bool | None) -> Store:
         settings = IndexSettings.from_dict(manifest["settings"])
         counts = manifest["counts"]
         term_hash_kind = manifest.get("term_hash", _OLD_TERM_HASH)
-        if term_hash_kind not in (TERM_HASH, _OLD_TERM_HASH):
+        if term_hash_kind not in TERM_HASHES:
             raise IndexFormatError(
                 f"{root / MANIFEST} names an unknown term hash ({term_hash_kind!r})",
                 hint="rebuild the index",

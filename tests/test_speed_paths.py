@@ -23,6 +23,14 @@ def shipped() -> Index:
     return Index.build(REPO / "corpus")
 
 
+@pytest.fixture(scope="module")
+def spelled(shipped: Index):  # type: ignore[no-untyped-def]
+    """The shipped corpus's store with its terms spelled out (Store.terms)."""
+    from emsqa.store import build_store
+
+    return build_store(_passages(), shipped.settings, keep_terms=True)
+
+
 def _questions() -> list[str]:
     lines = (REPO / "tests" / "data" / "ems_questions.jsonl").read_text("utf-8").splitlines()
     return [json.loads(line)["question"] for line in lines if line.startswith("{")]
@@ -78,9 +86,8 @@ def test_spelling_prefilter_finds_what_a_full_scan_finds(shipped: Index) -> None
             assert full <= near, typo  # the prefilter never drops a word within reach
 
 
-def test_term_lookup_cache_gives_the_uncached_numbers(shipped: Index) -> None:
-    store = shipped.store_
-    assert store is not None
+def test_term_lookup_cache_gives_the_uncached_numbers(spelled) -> None:  # type: ignore[no-untyped-def]
+    store = spelled
     terms = [store.terms[i] for i in range(0, store.n_terms, 37)] + ["not-a-term", "zz top"]
     first = store.lookup(terms)
     assert first[:-2].tolist() == list(range(0, store.n_terms, 37))
@@ -118,8 +125,10 @@ def test_parallel_build_gives_the_serial_arrays() -> None:
     passages = _passages()
     settings = IndexSettings()
     seen: list[tuple[int, int]] = []
-    serial = build_store(passages, settings, workers=1)
-    parallel = build_store(passages, settings, workers=2, progress=lambda d, t: seen.append((d, t)))
+    serial = build_store(passages, settings, workers=1, keep_terms=True)
+    parallel = build_store(
+        passages, settings, workers=2, progress=lambda d, t: seen.append((d, t)), keep_terms=True
+    )
     for name in ("term_hash", "idf", "df", "post_ptr", "post_idx", "post_w", "p_doc", "p_start"):
         assert np.array_equal(getattr(serial, name), getattr(parallel, name)), name
     assert serial.terms.blob.tobytes() == parallel.terms.blob.tobytes()
@@ -128,17 +137,26 @@ def test_parallel_build_gives_the_serial_arrays() -> None:
 
 
 def test_vectorised_term_hash_equals_the_one_by_one_hash() -> None:
-    from emsqa.store import _fnv_one, hash_terms
+    from emsqa.store import StringTable, _fnv_one, _term_keys, hash_terms
 
     rng = np.random.default_rng(5)
-    alphabet = list("abcxyz-1 é'ß")
-    terms = ["", "a", "emt", "cardiac arrest"] + [
+    alphabet = list("abcxyz-1é'ß")
+    words = ["", "a", "emt", "cardiac", "arrest"] + [
         "".join(rng.choice(alphabet, size=int(rng.integers(0, 25)))) for _ in range(400)
     ]
-    vectorised = hash_terms(terms)  # 64 terms or more: the numpy path
-    assert vectorised.tolist() == [_fnv_one(t) for t in terms]
-    assert hash_terms(terms[:10]).tolist() == vectorised[:10].tolist()
-    assert len(set(vectorised.tolist())) == len(set(terms))
+    words = list(dict.fromkeys(words))
+    string_keys = hash_terms(words, "fnv1a64-mix")  # 64 terms or more: the numpy path
+    assert string_keys.tolist() == [_fnv_one(t) for t in words]
+    assert hash_terms(words[:10], "fnv1a64-mix").tolist() == string_keys[:10].tolist()
+    # the build's keys (words hashed with numpy, pairs mixed from them) equal a question's
+    first = rng.integers(0, len(words), size=300)
+    second = rng.integers(0, len(words), size=300)
+    pairs = np.unique((first.astype(np.int64) << 32) | second)
+    names = words + [f"{words[p >> 32]} {words[p & 0xFFFFFFFF]}" for p in pairs.tolist()]
+    built = _term_keys(StringTable.of(words), pairs)
+    assert built.tolist() == hash_terms(names).tolist()
+    assert len(set(built.tolist())) == len(built)
+    assert hash_terms(["cardiac arrest"])[0] != hash_terms(["arrest cardiac"])[0]
 
 
 def test_rare_bigrams_are_dropped_only_on_large_corpora(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,10 +164,10 @@ def test_rare_bigrams_are_dropped_only_on_large_corpora(monkeypatch: pytest.Monk
     from emsqa.store import IndexSettings, build_store
 
     passages = _passages()
-    full = _by_term(build_store(passages, IndexSettings()))
+    full = _by_term(build_store(passages, IndexSettings(), keep_terms=True))
     assert any(" " in t and v[1] == 1 for t, v in full.items())  # the small corpus keeps them
     monkeypatch.setattr(store_module, "RARE_BIGRAMS_FROM", 1)
-    pruned = _by_term(build_store(passages, IndexSettings()))
+    pruned = _by_term(build_store(passages, IndexSettings(), keep_terms=True))
     expected = {t: v for t, v in full.items() if not (" " in t and v[1] == 1)}
     assert pruned == expected  # the rest keep their weights: lengths still count the dropped
 
@@ -212,17 +230,20 @@ def test_weighting_and_reordering_in_slices_change_nothing(
         assert np.array_equal(getattr(whole, name), getattr(sliced, name)), name
 
 
-def test_an_index_keyed_by_the_older_blake2b_hash_still_answers(
-    shipped: Index, tmp_path: Path
+@pytest.mark.parametrize("kind", ["blake2b-64", "fnv1a64-mix"])
+def test_an_index_keyed_by_an_older_term_hash_still_answers(
+    shipped: Index,
+    spelled,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    kind: str,
 ) -> None:
     import dataclasses
 
     from emsqa.store import MANIFEST, StringTable, _checksum, hash_terms, save_store
 
-    store = shipped.store_
-    assert store is not None
+    store = spelled
     terms = [store.terms[i] for i in range(store.n_terms)]
-    old = hash_terms(terms, "blake2b-64")
+    old = hash_terms(terms, kind)
     order = np.argsort(old, kind="stable")
     counts = np.diff(store.post_ptr)[order]
     ptr = np.zeros(len(order) + 1, dtype=np.int64)
@@ -236,16 +257,17 @@ def test_an_index_keyed_by_the_older_blake2b_hash_still_answers(
         post_ptr=ptr,
         post_idx=store.post_idx[gather],
         post_w=store.post_w[gather],
-        term_hash_kind="blake2b-64",
+        term_hash_kind=kind,
         cache={},
     )
     folder = save_store(older, tmp_path / "older")
-    manifest = json.loads((folder / MANIFEST).read_text("utf-8"))
-    del manifest["term_hash"]  # as the earlier format wrote it
-    manifest["checksum"] = _checksum(manifest)
-    (folder / MANIFEST).write_text(json.dumps(manifest), "utf-8")
+    if kind == "blake2b-64":  # format 1 wrote no "term_hash"
+        manifest = json.loads((folder / MANIFEST).read_text("utf-8"))
+        del manifest["term_hash"]
+        manifest["checksum"] = _checksum(manifest)
+        (folder / MANIFEST).write_text(json.dumps(manifest), "utf-8")
     reopened = Index.load(folder)
-    assert reopened.store_ is not None and reopened.store_.term_hash_kind == "blake2b-64"
+    assert reopened.store_ is not None and reopened.store_.term_hash_kind == kind
     for question in _questions()[:30]:
         assert reopened.search(question, k=5) == shipped.search(question, k=5)
 
