@@ -73,7 +73,7 @@ _FRAMES: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
     ),
     (
         re.compile(
-            r"\bdifferen(ce|ces|t|tiate)\b|\bcompare[ds]?\b|\bcomparison\b|\bvs\.?\b|\bversus\b|\bdistinguish",
+            r"\bdiffer(s|ed|ence|ences|ent|entiate)?\b|\bcompare[ds]?\b|\bcomparison\b|\bvs\.?\b|\bversus\b|\bdistinguish",
             re.I,
         ),
         "comparison",
@@ -89,7 +89,7 @@ _FRAMES: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
     ),
 )
 _FRAME_WORDS = re.compile(
-    r"\b(mean|means|meaning|stand|stands|short|abbreviation|define|definition|differences?|different|differentiate|compared?|compares|comparison|vs|versus|distinguish\w*)\b",
+    r"\b(mean|means|meaning|stand|stands|short|abbreviation|define|definition|differ|differs|differed|differences?|different|differentiate|compared?|compares|comparison|vs|versus|distinguish\w*)\b",
     re.I,
 )
 CUE_WEIGHT = 0.3
@@ -170,10 +170,10 @@ _FRAME_KEYS: tuple[tuple[str, ...], ...] = (
     ("how", "what"),
     ("stand", "short", "abbreviation", "mean"),
     ("what", "who", "defin", "mean"),
-    ("differen", "compar", "vs", "versus", "distinguish"),
+    ("differ", "compar", "vs", "versus", "distinguish"),
     ("what", "tell me", "true", "know"),
 )
-_FRAME_WORD_KEYS = frozenset(["mean", "stand", "short", "abbreviation", "defin", "differen", "compar", "vs", "versus", "distinguish"])  # fmt: skip
+_FRAME_WORD_KEYS = frozenset(["mean", "stand", "short", "abbreviation", "defin", "differ", "compar", "vs", "versus", "distinguish"])  # fmt: skip
 _FRAME_KEY_RE = re.compile(
     "|".join(sorted({re.escape(k) for keys in _FRAME_KEYS for k in keys} | _FRAME_WORD_KEYS))
 )

@@ -45,6 +45,16 @@ def test_comparison_covers_both_sides(shipped: Index) -> None:
     assert len(answer.sentences) >= 2
 
 
+@pytest.mark.parametrize("verb", ["differ from", "differs from"])
+def test_differ_from_is_a_comparison_not_a_topic_word(shipped: Index, verb: str) -> None:
+    """'How does X differ from Y' asks the comparison frame; 'differ' is not searched for."""
+    pq = shipped.prepare(f"How does an AEMT {verb} a paramedic?")
+    assert "comparison" in pq.intents
+    assert not any(t.startswith("differ") for t in pq.query.terms)
+    answer = shipped.ask(f"How does an AEMT {verb} a paramedic?")
+    assert not answer.abstained and "aemt" in answer.text.lower()
+
+
 def test_unanswerable_question_abstains_with_reason_and_reading(shipped: Index) -> None:
     answer = shipped.ask("How much do paramedics earn in Texas?")
     assert answer.abstained and answer.kind == "abstain"
