@@ -17,6 +17,7 @@ sharing one of its terms.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import hashlib
 import itertools
@@ -24,6 +25,7 @@ import json
 import os
 import secrets
 import shutil
+import sys
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -347,8 +349,8 @@ def _surface_words(
     return tuple(w for w, _ in counts.most_common(limit))
 
 
-_WEIGHT_ROWS = 20_000  # passages weighted at a time (bounds the temporaries)
-_GATHER = 4_000_000  # postings moved into hash order at a time
+_WEIGHT_ROWS = 4_000  # passages weighted at a time (bounds the temporaries)
+_GATHER = 1_000_000  # postings moved into hash order at a time
 PARALLEL_FROM = 50_000  # passages: from here on, passages are counted by forked worker processes
 RARE_BIGRAMS_FROM = 50_000  # passages: from here on, bigrams found in one passage only are dropped
 _CHUNK = 2_000  # passages per unit of work (and per progress report)
@@ -418,6 +420,21 @@ def _chunk_counts(
                 progress(done, n)
 
 
+def _give_back_free_memory() -> None:
+    """Return freed heap pages to the system (Linux with glibc; elsewhere nothing is done).
+
+    A build frees many mid-sized arrays (a run's counts) that glibc keeps in its heap rather than
+    give back: on 100,000 passages the build's resident memory then stays 130 MB higher.
+    """
+    if sys.platform != "linux":
+        return
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # glibc only (musl has none)
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
 def _drops_rare_bigrams(n_passages: int, settings: IndexSettings) -> bool:
     return n_passages >= RARE_BIGRAMS_FROM and settings.bigrams
 
@@ -483,11 +500,17 @@ def build_store(
         _chunk_counts(passages, settings, workers, progress),
         drop_single_bigrams=drop_early and _drops_rare_bigrams(n, settings),
     )
+    if not counts.n_terms:
+        raise IndexStateError(
+            "nothing to index: the documents hold no searchable words (only stop words or "
+            "punctuation)"
+        )
     n_words, lengths = counts.n_words, counts.lengths
     hashes = _term_keys(counts.words, counts.pairs)
     names = counts.names if keep_terms else None
     x = sparse.csr_matrix((counts.data, counts.indices, counts.indptr), shape=(n, len(hashes)))
     del counts  # x holds the counts now: once x goes, so do they (a large build's peak)
+    _give_back_free_memory()  # what the runs' counts took while they were merged
     tfidf = TfidfTransformer(
         norm="l2" if settings.weighting == "tfidf" else None,
         use_idf=True,
@@ -539,6 +562,7 @@ def build_store(
         post_idx[a:b] = csc.indices[gather]
         post_w[a:b] = csc.data[gather]
     del csc
+    _give_back_free_memory()
 
     doc_index: dict[str, int] = {}
     doc_titles: list[str] = []

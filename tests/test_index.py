@@ -245,3 +245,8 @@ def test_postings_are_stored_narrow(index: Index, tmp_path) -> None:
     index.save(tmp_path / "idx")
     names = {p.name for p in next((tmp_path / "idx").glob("data-*")).iterdir()}
     assert "df.npy" not in names and not any(n.startswith("terms.") for n in names)
+
+
+def test_documents_of_stop_words_only_are_one_clear_error() -> None:
+    with pytest.raises(IndexStateError, match="no searchable words"):
+        Index.build(["The and of it.", "Is a the, or?"])
