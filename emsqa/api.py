@@ -56,6 +56,7 @@ def _code_key() -> str:
         "strings.py",
         "counting.py",
         "store.py",
+        "fusion.py",
         "data/lexicon.json",
     ):
         try:

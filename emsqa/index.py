@@ -20,6 +20,7 @@ from typing import Any
 from emsqa.answer import ABSTAIN_BELOW, compose, definitions_first, smalltalk
 from emsqa.datatypes import Answer, Document, Hit, Passage, Query
 from emsqa.errors import IndexStateError, UsageError
+from emsqa.fusion import build_fusion
 from emsqa.passages import split_documents
 from emsqa.retrieve import PreparedQuery, explain, prepare, search, search_many
 from emsqa.store import IndexSettings, Store, build_store, load_store, save_store
@@ -85,9 +86,12 @@ class Index:
             max_words=s.max_words,
             overlap=s.overlap,
         )
-        self.store_ = build_store(
+        store = build_store(
             passages, s, name=name or "documents", fingerprint=fingerprint, progress=progress
         )
+        if s.fuses:
+            store = dataclasses.replace(store, **build_fusion(passages, s))
+        self.store_ = store
         self._ids = None
         return self
 

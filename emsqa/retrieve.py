@@ -20,6 +20,7 @@ import numpy as np
 from emsqa.arrays import sorted_unique
 from emsqa.datatypes import Hit, Query, _unchecked
 from emsqa.errors import QuestionError
+from emsqa.fusion import fuse
 from emsqa.store import Store
 from emsqa.text import LIGHT_WEIGHT, STOP_WORDS, Analyzer, Lexicon, tokenize
 
@@ -506,6 +507,13 @@ def search(store: Store, pq: PreparedQuery, k: int = 10, *, collapse: bool = Tru
     """The top `k` passages for a prepared question, best first; overlapping windows collapsed."""
     if k <= 0:
         return []
+    if store.settings.fuses:  # every passage's lexical score, mixed with the other opinions
+        cands, scores, _ = _scores(store, pq)
+        if cands is not None:
+            dense = np.zeros(store.n_passages)
+            dense[cands] = scores
+            scores = dense
+        return _rank(store, None, fuse(store, scores, pq.query.text), k, collapse)
     cands, scores, likely = _scores(store, pq, likely=4 * _wanted(k, collapse))
     return _rank(store, cands, scores, k, collapse, likely)
 
@@ -523,6 +531,8 @@ def search_many(
     are float64 and each passage sums its terms in question order, as in score_candidates, so
     the hits equal search()'s exactly.
     """
+    if store.settings.fuses:  # fused scores are per question
+        return [search(store, pq, k, collapse=collapse) for pq in pqs]
     from scipy import sparse
 
     weights = [_query_weights(store, pq) for pq in pqs]

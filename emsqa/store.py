@@ -85,6 +85,10 @@ class IndexSettings:
     # still counts; "bm25": ln(1 + (n - df + 0.5) / (df + 0.5)) (Lucene's), near zero for a term in
     # most passages: for large corpora. Applied to the question's weights, so the index is the same.
     idf: str = "smooth"
+    # Options for small corpora of whole documents (emsqa.fusion), 0 = off: the share of the score
+    # taken by a character n-gram field, and by each passage's most similar passages.
+    subword_weight: float = 0.0
+    neighbour_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.weighting not in ("bm25", "tfidf"):
@@ -101,6 +105,16 @@ class IndexSettings:
             raise UsageError(f"abstain_below must be within 0..1, not {self.abstain_below}")
         if self.title_weight < 0 or self.section_weight < 0:
             raise UsageError("title_weight and section_weight must be >= 0")
+        for name in ("subword_weight", "neighbour_weight"):
+            if not (0 <= getattr(self, name) < 1):
+                raise UsageError(
+                    f"{name} must be within 0..1 (1 excluded), not {getattr(self, name)}"
+                )
+
+    @property
+    def fuses(self) -> bool:
+        """Whether questions mix other scores with the lexical one (emsqa.fusion)."""
+        return bool(self.subword_weight or self.neighbour_weight)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> IndexSettings:
@@ -244,6 +258,15 @@ class Store:
     # the terms as text, in term_hash order: kept by a build for inspection and tests; not saved
     # (questions find terms by hash), so None once loaded
     terms: StringTable | None = None
+    # emsqa.fusion's arrays, when the settings turn it on: character n-gram keys (sorted), idf and
+    # postings; each passage's neighbours and their weights (passages x NEIGHBOURS, flattened)
+    sub_hash: np.ndarray | None = None
+    sub_idf: np.ndarray | None = None
+    sub_ptr: np.ndarray | None = None
+    sub_idx: np.ndarray | None = None
+    sub_w: np.ndarray | None = None
+    knn_idx: np.ndarray | None = None
+    knn_w: np.ndarray | None = None
     name: str = ""
     fingerprint: str = ""
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -627,6 +650,10 @@ _DTYPES: dict[str, tuple[str, ...]] = {  # the dtypes each array may have (forma
     "post_idx": ("uint16", "int32"), "post_w": ("float16",), "p_doc": ("int32",),
     "p_start": ("int64",), "p_end": ("int64",), "p_ordinal": ("int32",), "p_section": ("int32",),
 }  # fmt: skip
+_OPTIONAL: dict[str, tuple[str, ...]] = {  # emsqa.fusion's arrays: saved when present
+    "sub_hash": ("uint64",), "sub_idf": ("float32",), "sub_ptr": ("int64",), "sub_idx": ("int32",),
+    "sub_w": ("float32",), "knn_idx": ("int32",), "knn_w": ("float32",),
+}  # fmt: skip
 # formats 1 and 2 kept the term strings and df, and wider postings
 _OLD_DTYPES = {**_DTYPES, "post_ptr": ("int64",), "post_idx": ("int32",), "post_w": ("float32",)}
 
@@ -721,6 +748,9 @@ def _save(store: Store, root: Path) -> Path:
 
     for name in _ARRAYS:
         put(name, getattr(store, name))
+    for name in _OPTIONAL:
+        if getattr(store, name) is not None:
+            put(name, getattr(store, name))
     for name in _TABLES:
         table: StringTable = getattr(store, name)
         put(f"{name}.blob", table.blob)
@@ -881,6 +911,7 @@ def _load_generation(root: Path, mmap: bool | None) -> Store:
 
     old = manifest["format_version"] < 3  # its df and term strings are not read
     arrays = {name: get(name, (_OLD_DTYPES if old else _DTYPES)[name]) for name in _ARRAYS}
+    arrays.update({name: get(name, dtypes) for name, dtypes in _OPTIONAL.items() if name in files})
     tables = {
         name: StringTable(get(f"{name}.blob", ("uint8",)), get(f"{name}.offsets", ("int64",)))
         for name in _TABLES
@@ -897,6 +928,32 @@ def _load_generation(root: Path, mmap: bool | None) -> Store:
     )
     _check_consistency(store, counts, root)
     return store
+
+
+def _fusion_problems(store: Store) -> list[str]:
+    """What is wrong with the fusion arrays of `store` (none of them is fine when not asked for)."""
+    s, n = store.settings, store.n_passages
+    keys, idf, ptr, idx, w = (
+        store.sub_hash, store.sub_idf, store.sub_ptr, store.sub_idx, store.sub_w
+    )  # fmt: skip
+    if keys is None or idf is None or ptr is None or idx is None or w is None:
+        if s.subword_weight or any(a is not None for a in (keys, idf, ptr, idx, w)):
+            return ["the character n-gram arrays are missing or incomplete"]
+    elif len(idf) != len(keys) or len(ptr) != len(keys) + 1:
+        return ["the character n-gram arrays have different lengths"]
+    elif ptr[0] != 0 or ptr[-1] != len(idx) or len(w) != len(idx):
+        return ["the character n-gram postings do not match their pointers"]
+    elif len(idx) and (idx.min() < 0 or idx.max() >= n):
+        return ["sub_idx points outside the passages"]
+    near, near_w = store.knn_idx, store.knn_w
+    if near is None or near_w is None:
+        if s.neighbour_weight or near is not None or near_w is not None:
+            return ["the neighbour arrays are missing or incomplete"]
+    elif len(near_w) != len(near) or (n and len(near) % n):
+        return ["the neighbour arrays do not match the passages"]
+    elif len(near) and (near.min() < 0 or near.max() >= n):
+        return ["knn_idx points outside the passages"]
+    return []
 
 
 def _check_consistency(store: Store, counts: dict[str, Any], root: Path) -> None:
@@ -920,6 +977,7 @@ def _check_consistency(store: Store, counts: dict[str, Any], root: Path) -> None
         or len(store.p_text) != np_
     ):
         problems.append("passage arrays have different lengths")
+    problems += _fusion_problems(store)
     for table_name in _TABLES:
         t: StringTable = getattr(store, table_name)
         if len(t.offsets) and (t.offsets[0] != 0 or t.offsets[-1] != len(t.blob)):
