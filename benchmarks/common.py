@@ -285,12 +285,13 @@ def peak_rss_mb() -> float:
 
 
 class TreePeak:
-    """The peak memory of this process and all its descendants together (forked build workers
-    included, which RUSAGE_SELF leaves out), sampled every `every` seconds on a thread. Each
-    process counts its proportional set size (PSS): pages a worker shares with its parent after
-    the fork are split between them, not counted twice."""
+    """The peak memory of this process and its descendants together while it has any (forked
+    build workers, which RUSAGE_SELF leaves out), sampled every `every` seconds on a thread.
+    Each process counts its proportional set size (PSS): pages a worker shares with its parent
+    after the fork are split between them, not counted twice. PSS is costly to read from a large
+    process, so it is read only while children exist; RUSAGE_SELF covers the rest."""
 
-    def __init__(self, every: float = 0.02) -> None:
+    def __init__(self, every: float = 0.1) -> None:
         import threading
 
         self.every = every
@@ -303,11 +304,13 @@ class TreePeak:
 
         me = psutil.Process()
         while not self._stop.is_set():
-            total = 0
-            for proc in [me, *me.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):  # a worker that ended meanwhile
-                    total += proc.memory_full_info().pss
-            self.peak_mb = max(self.peak_mb, total / 2**20)
+            children = me.children(recursive=True)
+            if children:
+                total = 0
+                for proc in [me, *children]:
+                    with contextlib.suppress(psutil.Error):  # a worker that ended meanwhile
+                        total += proc.memory_full_info().pss
+                self.peak_mb = max(self.peak_mb, total / 2**20)
             self._stop.wait(self.every)
 
     def __enter__(self) -> TreePeak:
