@@ -149,19 +149,72 @@ def _run_ask(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- index
 
 
+def _setting(text: str) -> tuple[str, str]:
+    name, eq, value = text.partition("=")
+    if not eq or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value.strip()
+
+
 def _configure_index(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", metavar="PATH", help="a file or folder of documents")
     parser.add_argument(
         "-o", "--output", required=True, metavar="DIR", help="folder to save the index in"
     )
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        type=_setting,
+        metavar="NAME=VALUE",
+        help="an index setting (repeatable), e.g. --set target_words=100 --set subword_weight=0.3",
+    )
+
+
+def _typed_settings(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """`--set` pairs as IndexSettings values of the fields' own types (checked before any work)."""
+    import dataclasses
+
+    from emsqa.errors import UsageError
+    from emsqa.store import IndexSettings
+
+    fields = {f.name: f.default for f in dataclasses.fields(IndexSettings)}
+    out: dict[str, Any] = {}
+    for name, text in pairs:
+        if name not in fields:
+            raise UsageError(
+                f"unknown index setting {name!r}", hint="one of: " + ", ".join(sorted(fields))
+            )
+        default = fields[name]
+        try:
+            if isinstance(default, bool):
+                value: Any = {"true": True, "yes": True, "1": True}.get(text.lower())
+                if value is None and text.lower() not in ("false", "no", "0"):
+                    raise ValueError
+                value = bool(value)
+            elif isinstance(default, int):
+                value = int(text)
+            elif isinstance(default, float) or default is None:
+                value = None if text.lower() == "none" else float(text)
+            else:
+                value = text
+        except ValueError:
+            kind = "true or false" if isinstance(default, bool) else type(default).__name__
+            kind = "a number or none" if default is None else kind
+            raise UsageError(f"--set {name}={text}: expected {kind}") from None
+        out[name] = value
+    IndexSettings.from_dict(out)
+    return out
 
 
 def _run_index(args: argparse.Namespace) -> int:
     from emsqa.index import Index
 
+    settings = _typed_settings(args.settings)
     started = time.perf_counter()
     with _index_progress(sys.stderr) as progress:
-        index = Index.build(os.path.expanduser(args.path), progress=progress)
+        index = Index.build(os.path.expanduser(args.path), progress=progress, **settings)
     index.save(os.path.expanduser(args.output))
     seconds = time.perf_counter() - started
     terms = getattr(index, "n_terms", None)

@@ -135,6 +135,44 @@ def test_index_then_ask_index_round_trip(
     assert json.loads(from_index) == json.loads(from_corpus)
 
 
+def test_index_takes_settings(
+    capsys: pytest.CaptureFixture[str], corpus: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "idx"
+    code, _, err = run(
+        capsys, "index", str(corpus), "-o", str(target),
+        "--set", "target_words=60", "--set", "min_words=20", "--set", "stem=false",
+        "--set", "abstain_below=0.5", "--set", "subword_weight=0.3", "--set", "weighting=tfidf",
+    )  # fmt: skip
+    assert code == 0 and err == ""
+    settings = json.loads((target / "manifest.json").read_text("utf-8"))["settings"]
+    assert settings["target_words"] == 60 and settings["min_words"] == 20
+    assert settings["stem"] is False and settings["abstain_below"] == 0.5
+    assert settings["subword_weight"] == 0.3 and settings["weighting"] == "tfidf"
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("frobs=1", "unknown index setting 'frobs'"),
+        ("target_words=many", "--set target_words=many: expected int"),
+        ("stem=maybe", "--set stem=maybe: expected true or false"),
+        ("abstain_below=high", "expected a number or none"),
+        ("b=2", "b within 0..1"),
+        ("weighting=okapi", "weighting must be"),
+    ],
+)
+def test_bad_index_settings_are_one_line_and_build_nothing(
+    capsys: pytest.CaptureFixture[str], corpus: Path, tmp_path: Path, setting: str, message: str
+) -> None:
+    code, out, err = run(
+        capsys, "index", str(corpus), "-o", str(tmp_path / "idx"), "--set", setting
+    )
+    assert code == 1 and out == ""
+    assert message in err and err.count("\n") <= 2 and "Traceback" not in err
+    assert not (tmp_path / "idx").exists()
+
+
 def test_ask_with_a_saved_index_stays_light(
     capsys: pytest.CaptureFixture[str], corpus: Path, tmp_path: Path
 ) -> None:
@@ -206,6 +244,7 @@ def test_file_system_errors_are_one_line(
         ["ask", "q", "-k", "many"],
         ["ask", "q", "--corpus", "a", "--index", "b"],
         ["index", "somewhere"],
+        ["index", "somewhere", "-o", "x", "--set", "no-equals-sign"],
         ["frobnicate"],
         ["eval"],
         ["chat", "--corpus", "a", "--index", "b"],
