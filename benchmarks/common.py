@@ -291,7 +291,7 @@ class TreePeak:
     after the fork are split between them, not counted twice. PSS is costly to read from a large
     process, so it is read only while children exist; RUSAGE_SELF covers the rest."""
 
-    def __init__(self, every: float = 0.1) -> None:
+    def __init__(self, every: float = 0.5) -> None:
         import threading
 
         self.every = every

@@ -462,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "'1st round': the median of the first round alone, each question asked for the first time "
         "(emsqa's caches of term numbers and stems hold only earlier questions' words)",
         "- peak RSS: the whole build + save + load + query process; when forked build workers "
-        "(emsqa from 50,000 passages on) run, the process tree's summed PSS sampled every 0.1 s "
+        "(emsqa from 50,000 passages on) run, the process tree's summed PSS sampled every 0.5 s "
         "counts if higher; serve RSS: a fresh process "
         f"that only opens the saved index and answers {SERVE_QUESTIONS} questions",
         f"- {environment_note()}",
