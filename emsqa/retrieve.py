@@ -457,6 +457,8 @@ def _query_weights(store: Store, pq: PreparedQuery) -> tuple[np.ndarray, np.ndar
         w = np.where(w >= 1, 1 + np.log(np.maximum(w, 1.0)), w) * store.idf[ids]
         norm = float(np.sqrt((w * w).sum())) or 1.0
         w = w / norm
+    if store.post_scale is not None:  # postings hold steps of each term's scale
+        w = w * store.post_scale[ids]
     return ids, w
 
 

@@ -53,7 +53,8 @@ __all__ = [
     "save_store",
 ]
 
-# 3: postings in the narrowest dtypes that hold them, weights float16, bigrams keyed by their
+# 3: postings in the narrowest dtypes that hold them, weights as 16-bit steps of a per-term scale
+#    (post_scale), bigrams keyed by their
 #    words' keys, no term strings and no df (the postings' lengths); 2: every term keyed by the
 #    "term_hash" the manifest names; 1: BLAKE2b. All three are read.
 FORMAT_VERSION = 3
@@ -243,7 +244,7 @@ class Store:
     idf: np.ndarray  # float32
     post_ptr: np.ndarray  # uint32 (int64 from 2**32 postings on), n_terms + 1
     post_idx: np.ndarray  # uint16 passage numbers (int32 from 65,535 passages on), term-major
-    post_w: np.ndarray  # float16 weights (float32 in indexes of format 2 and before)
+    post_w: np.ndarray  # uint16 steps of the term's post_scale (float32 weights in format 2)
     p_doc: np.ndarray  # int32 document number of each passage
     p_start: np.ndarray  # int64
     p_end: np.ndarray  # int64
@@ -258,6 +259,8 @@ class Store:
     # the terms as text, in term_hash order: kept by a build for inspection and tests; not saved
     # (questions find terms by hash), so None once loaded
     terms: StringTable | None = None
+    # float32, per term: a posting's weight is post_w * post_scale[term] (None: post_w are weights)
+    post_scale: np.ndarray | None = None
     # emsqa.fusion's arrays, when the settings turn it on: character n-gram keys (sorted), idf and
     # postings; each passage's neighbours and their weights (passages x NEIGHBOURS, flattened)
     sub_hash: np.ndarray | None = None
@@ -285,6 +288,14 @@ class Store:
     @property
     def n_terms(self) -> int:
         return len(self.term_hash)
+
+    def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        """(passage numbers, float64 weights) of term number `term`."""
+        a, b = int(self.post_ptr[term]), int(self.post_ptr[term + 1])
+        weights = self.post_w[a:b].astype(np.float64)
+        if self.post_scale is not None:
+            weights *= float(self.post_scale[term])
+        return self.post_idx[a:b], weights
 
     @property
     def df(self) -> np.ndarray:
@@ -573,7 +584,8 @@ def build_store(
     post_ptr = np.zeros(len(order) + 1, dtype=np.int64)
     np.cumsum(term_counts, out=post_ptr[1:])
     post_idx = np.empty(int(post_ptr[-1]), dtype=_passage_dtype(n))  # gathered in their final,
-    post_w = np.empty(int(post_ptr[-1]), dtype=np.float16)  # narrow dtypes: no extra copy
+    post_w = np.empty(int(post_ptr[-1]), dtype=np.uint16)  # narrow dtypes: no extra copy
+    post_scale = np.empty(len(order), dtype=np.float32)
     step = 1 + len(order) // max(1, int(post_ptr[-1]) // _GATHER)
     for t0 in range(0, len(order), step):
         t1 = min(t0 + step, len(order))
@@ -583,7 +595,9 @@ def build_store(
             csc.indptr[order[t0:t1]].astype(np.int64) - post_ptr[t0:t1], term_counts[t0:t1]
         )
         post_idx[a:b] = csc.indices[gather]
-        post_w[a:b] = csc.data[gather]
+        post_scale[t0:t1], post_w[a:b] = _quantized(
+            csc.data[gather], post_ptr[t0 : t1 + 1] - post_ptr[t0]
+        )
     del csc
     _give_back_free_memory()
 
@@ -609,6 +623,7 @@ def build_store(
         post_ptr=post_ptr.astype(_pointer_dtype(len(post_idx))),
         post_idx=post_idx,
         post_w=post_w,
+        post_scale=post_scale,
         p_doc=p_doc,
         p_start=np.fromiter((p.start for p in passages), dtype=np.int64, count=n),
         p_end=np.fromiter((p.end for p in passages), dtype=np.int64, count=n),
@@ -623,6 +638,19 @@ def build_store(
         name=name,
         fingerprint=fingerprint,
     )
+
+
+_STEPS = 65535  # a term's largest weight is this many steps of its scale
+
+
+def _quantized(weights: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(per-term scale, uint16 steps) of `weights`, term j's being weights[bounds[j]:bounds[j+1]]
+    (none empty). Steps are a term's own: its largest weight is exact to 1 part in 131,070, and
+    uint16 widens to float far faster than float16 does when a question is scored."""
+    top = np.maximum.reduceat(weights, bounds[:-1]).astype(np.float32)
+    scale = np.where(top > 0, top / np.float32(_STEPS), np.float32(1.0)).astype(np.float32)
+    steps = np.rint(weights / np.repeat(scale, np.diff(bounds))).astype(np.uint16)
+    return scale, steps
 
 
 def _pointer_dtype(n_postings: int) -> type[np.integer[Any]]:
@@ -647,7 +675,7 @@ _ARRAYS = ("term_hash", "idf", "post_ptr", "post_idx", "post_w",
 _TABLES = ("p_text", "doc_ids", "doc_titles", "doc_sources", "sections")
 _DTYPES: dict[str, tuple[str, ...]] = {  # the dtypes each array may have (format 3)
     "term_hash": ("uint64",), "idf": ("float32",), "post_ptr": ("uint32", "int64"),
-    "post_idx": ("uint16", "int32"), "post_w": ("float16",), "p_doc": ("int32",),
+    "post_idx": ("uint16", "int32"), "post_w": ("uint16",), "p_doc": ("int32",),
     "p_start": ("int64",), "p_end": ("int64",), "p_ordinal": ("int32",), "p_section": ("int32",),
 }  # fmt: skip
 _OPTIONAL: dict[str, tuple[str, ...]] = {  # emsqa.fusion's arrays: saved when present
@@ -748,6 +776,8 @@ def _save(store: Store, root: Path) -> Path:
 
     for name in _ARRAYS:
         put(name, getattr(store, name))
+    if store.post_scale is not None:
+        put("post_scale", store.post_scale)
     for name in _OPTIONAL:
         if getattr(store, name) is not None:
             put(name, getattr(store, name))
@@ -912,6 +942,8 @@ def _load_generation(root: Path, mmap: bool | None) -> Store:
     old = manifest["format_version"] < 3  # its df and term strings are not read
     arrays = {name: get(name, (_OLD_DTYPES if old else _DTYPES)[name]) for name in _ARRAYS}
     arrays.update({name: get(name, dtypes) for name, dtypes in _OPTIONAL.items() if name in files})
+    if not old:
+        arrays["post_scale"] = get("post_scale", ("float32",))
     tables = {
         name: StringTable(get(f"{name}.blob", ("uint8",)), get(f"{name}.offsets", ("int64",)))
         for name in _TABLES
@@ -963,7 +995,11 @@ def _check_consistency(store: Store, counts: dict[str, Any], root: Path) -> None
     if counts.get("terms") != store.n_terms:
         problems.append("term counts differ from the manifest")
     n = store.n_terms
-    if len(store.idf) != n or len(store.post_ptr) != n + 1:
+    if (
+        len(store.idf) != n
+        or len(store.post_ptr) != n + 1
+        or (store.post_scale is not None and len(store.post_scale) != n)
+    ):
         problems.append("term arrays have different lengths")
     elif (
         store.post_ptr[0] != 0

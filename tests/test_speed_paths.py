@@ -111,7 +111,7 @@ def _by_term(store) -> dict[str, tuple]:  # type: ignore[no-untyped-def]
             float(store.idf[i]),
             int(store.df[i]),
             store.post_idx[a:b].tolist(),
-            store.post_w[a:b].tolist(),
+            store.postings(i)[1].tolist(),
         )
     return out
 
@@ -129,7 +129,8 @@ def test_parallel_build_gives_the_serial_arrays() -> None:
     parallel = build_store(
         passages, settings, workers=2, progress=lambda d, t: seen.append((d, t)), keep_terms=True
     )
-    for name in ("term_hash", "idf", "df", "post_ptr", "post_idx", "post_w", "p_doc", "p_start"):
+    names = ("term_hash", "idf", "df", "post_ptr", "post_idx", "post_w", "post_scale", "p_doc")
+    for name in names:
         assert np.array_equal(getattr(serial, name), getattr(parallel, name)), name
     assert serial.terms.blob.tobytes() == parallel.terms.blob.tobytes()
     assert seen and seen[-1] == (len(passages), len(passages))
@@ -226,7 +227,7 @@ def test_weighting_and_reordering_in_slices_change_nothing(
     monkeypatch.setattr(store_module, "_WEIGHT_ROWS", 7)
     monkeypatch.setattr(store_module, "_GATHER", 50)
     sliced = build_store(passages, IndexSettings(weighting=weighting))
-    for name in ("term_hash", "idf", "df", "post_ptr", "post_idx", "post_w"):
+    for name in ("term_hash", "idf", "df", "post_ptr", "post_idx", "post_w", "post_scale"):
         assert np.array_equal(getattr(whole, name), getattr(sliced, name)), name
 
 
@@ -257,6 +258,7 @@ def test_an_index_keyed_by_an_older_term_hash_still_answers(
         post_ptr=ptr,
         post_idx=store.post_idx[gather],
         post_w=store.post_w[gather],
+        post_scale=store.post_scale[order],
         term_hash_kind=kind,
         cache={},
     )
