@@ -14,11 +14,13 @@ expressions, and Python code runs once per candidate boundary or line, never onc
 from __future__ import annotations
 
 import numbers
+import os
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from emsqa.datatypes import Document, Passage
+from emsqa.datatypes import Document, Passage, _unchecked
 from emsqa.errors import CorpusError, UsageError
 
 __all__ = ["SplitSettings", "split_document", "split_documents", "split_sentences"]
@@ -338,30 +340,41 @@ def _regions(doc: Document) -> list[tuple[int, int, str]]:
     return regions
 
 
+def _spans(doc: Document, settings: SplitSettings) -> list[tuple[int, int, str]]:
+    """(start, end, section) of each passage of `doc`, in order."""
+    out: list[tuple[int, int, str]] = []
+    for start, end, section in _regions(doc):
+        units = _units(doc.text, start, end, settings)
+        for first, last in _pack(units, settings):
+            out.append((units[first][0], units[last - 1][1], section))
+    return out
+
+
+def _passages_of(doc: Document, spans: list[tuple[int, int, str]]) -> list[Passage]:
+    text = doc.text
+    return [
+        _unchecked(
+            Passage,
+            {
+                "id": f"{doc.id}#{ordinal}",
+                "doc_id": doc.id,
+                "title": doc.title,
+                "section": section,
+                "source": doc.source,
+                "text": text[a:b],
+                "start": a,
+                "end": b,
+                "ordinal": ordinal,
+            },
+        )
+        for ordinal, (a, b, section) in enumerate(spans)
+    ]
+
+
 def _split(doc: Document, settings: SplitSettings) -> list[Passage]:
     if not isinstance(doc, Document):
         raise UsageError(f"split_document needs a Document, not {type(doc).__name__}")
-    text = doc.text
-    passages: list[Passage] = []
-    for start, end, section in _regions(doc):
-        units = _units(text, start, end, settings)
-        for first, last in _pack(units, settings):
-            a, b = units[first][0], units[last - 1][1]
-            ordinal = len(passages)
-            passages.append(
-                Passage(
-                    id=f"{doc.id}#{ordinal}",
-                    doc_id=doc.id,
-                    title=doc.title,
-                    section=section,
-                    source=doc.source,
-                    text=text[a:b],
-                    start=a,
-                    end=b,
-                    ordinal=ordinal,
-                )
-            )
-    return passages
+    return _passages_of(doc, _spans(doc, settings))
 
 
 def split_document(
@@ -377,6 +390,28 @@ def split_document(
     return _split(doc, settings)
 
 
+PARALLEL_SPLIT_FROM = 50_000  # documents: from here on, forked workers find the passages
+_SPLIT_CHUNK = 5_000  # documents per unit of parallel work
+# What forked workers split: set by the parent just before forking (fork shares it, no copy).
+_SPLIT_WORK: tuple[Sequence[Document], SplitSettings] = ((), SplitSettings())
+_SPLIT_LOCK = threading.Lock()
+
+
+def _split_slice(bounds: tuple[int, int]) -> list[list[tuple[int, int, str]]]:
+    """The passage spans of documents [a, b) of the split in progress (in a forked worker)."""
+    docs, settings = _SPLIT_WORK
+    return [_spans(doc, settings) for doc in docs[bounds[0] : bounds[1]]]
+
+
+def _default_split_workers(n_docs: int) -> int:
+    if n_docs < PARALLEL_SPLIT_FROM:
+        return 1
+    try:
+        return max(1, min(8, len(os.sched_getaffinity(0))))
+    except AttributeError:  # no sched_getaffinity (macOS, Windows)
+        return max(1, min(8, os.cpu_count() or 1))
+
+
 def split_documents(
     docs: Iterable[Document],
     *,
@@ -384,10 +419,42 @@ def split_documents(
     min_words: int = 40,
     max_words: int = 150,
     overlap: int = 1,
+    workers: int | None = None,
 ) -> list[Passage]:
-    """The passages of every document, in order; settings as for `split_document`."""
+    """The passages of every document, in order; settings as for `split_document`.
+
+    From PARALLEL_SPLIT_FROM documents (a list) on, forked worker processes on every core find
+    the passage boundaries (`workers` overrides; the result is the same either way).
+    """
+    global _SPLIT_WORK
     settings = SplitSettings(target_words, min_words, max_words, overlap)
+    if not isinstance(docs, Sequence):
+        docs = list(docs)
+    if workers is None:
+        workers = _default_split_workers(len(docs))
+    if workers > 1:
+        import multiprocessing
+
+        if "fork" not in multiprocessing.get_all_start_methods():
+            workers = 1
     passages: list[Passage] = []
-    for doc in docs:
-        passages.extend(_split(doc, settings))
+    if workers <= 1:
+        for doc in docs:
+            passages.extend(_split(doc, settings))
+        return passages
+    for doc in docs:  # one clear error before any work, not a worker's
+        if not isinstance(doc, Document):
+            raise UsageError(f"split_document needs a Document, not {type(doc).__name__}")
+    n = len(docs)
+    bounds = [(a, min(a + _SPLIT_CHUNK, n)) for a in range(0, n, _SPLIT_CHUNK)]
+    with _SPLIT_LOCK:  # the workers are forked (and keep their snapshot) while the work is ours
+        _SPLIT_WORK = (docs, settings)
+        try:
+            pool = multiprocessing.get_context("fork").Pool(workers)
+        finally:
+            _SPLIT_WORK = ((), SplitSettings())
+    with pool:
+        for (a, b), spans in zip(bounds, pool.imap(_split_slice, bounds), strict=True):
+            for doc, doc_spans in zip(docs[a:b], spans, strict=True):
+                passages.extend(_passages_of(doc, doc_spans))
     return passages

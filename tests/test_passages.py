@@ -432,3 +432,21 @@ def test_long_runs_of_punctuation_take_linear_time(run: str) -> None:
     spans = split_sentences(f"Before it. {run} After it.")
     assert time.process_time() - started < 2.0
     assert len(spans) >= 2
+
+
+@pytest.mark.skipif(
+    "fork" not in __import__("multiprocessing").get_all_start_methods(), reason="needs fork"
+)
+def test_forked_workers_split_as_one_process_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    from emsqa import passages as passages_module
+    from emsqa.corpus import load_documents
+
+    monkeypatch.setattr(passages_module, "_SPLIT_CHUNK", 2)  # several units of work per worker
+    docs = load_documents(Path(__file__).resolve().parent.parent / "corpus") * 3
+    serial = split_documents(docs, target_words=50, min_words=20, workers=1)
+    forked = split_documents(docs, target_words=50, min_words=20, workers=2)
+    assert forked == serial and len({p.section for p in serial}) > 5
+    made = split_documents(iter(docs), target_words=50, min_words=20)  # any iterable, serially
+    assert made == serial
+    with pytest.raises(UsageError, match="needs a Document"):
+        split_documents([*docs, "not a document"], workers=2)  # type: ignore[list-item]
