@@ -517,7 +517,7 @@ def search(store: Store, pq: PreparedQuery, k: int = 10, *, collapse: bool = Tru
             scores = dense
         return _rank(store, None, fuse(store, scores, pq.query.text), k, collapse)
     cands, scores, likely = _scores(store, pq, likely=4 * _wanted(k, collapse))
-    return _rank(store, cands, scores, k, collapse, likely)
+    return _rank(store, cands, scores, k, collapse, likely, ascending=True)
 
 
 BATCH_POSTINGS = 4_000_000  # postings gathered per chunk of a batch (bounds its memory)
@@ -601,11 +601,13 @@ def _rank(
     k: int,
     collapse: bool = True,
     likely: np.ndarray | None = None,
+    ascending: bool = False,
 ) -> list[Hit]:
     """Hits for the best `k` of (cands, scores): by score, then passage number; windows collapsed.
 
     `cands` None: `scores` holds every passage's score, and passages scoring 0 are not candidates;
     `likely` then names distinct passages expected to score high (see _at_least_wanted).
+    `ascending`: `cands` are in passage order (then a stable sort by score breaks ties alone).
     """
     if k <= 0 or not len(scores):
         return []
@@ -617,7 +619,10 @@ def _rank(
     else:
         top = np.arange(len(scores)) if cands is not None else np.flatnonzero(scores > 0)
     numbers_of = top if cands is None else cands[top]
-    order = np.lexsort((numbers_of, -scores[top]))[:want]
+    if cands is None or ascending:  # positions come in order, so passage numbers do too
+        order = np.argsort(-scores[top], kind="stable")[:want]
+    else:
+        order = np.lexsort((numbers_of, -scores[top]))[:want]
     at = numbers_of[order]
     order = top[order]
     numbers = at.tolist()

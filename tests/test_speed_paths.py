@@ -53,11 +53,12 @@ def test_batch_search_in_many_small_chunks_is_unchanged(
     assert shipped.search_many([], k=5) == []
 
 
-def test_ties_are_broken_by_passage_number_on_both_paths() -> None:
+@pytest.mark.parametrize("fillers", [0, 2_000])  # every passage scored / the postings sorted
+def test_ties_are_broken_by_passage_number_on_both_paths(fillers: int) -> None:
     # 60 documents scoring exactly alike for "ventricular": only the first ones may be returned
     docs = [
         Document(id=f"d{i:02d}", title="", text=f"Ventricular rhythm note {i}.") for i in range(60)
-    ]
+    ] + [Document(id=f"f{i}", title="", text=f"Airway note {i}.") for i in range(fillers)]
     index = Index.build(docs, bigrams=False)
     store = index.store_
     assert store is not None
