@@ -97,6 +97,8 @@ _NUMBER_ABBREVIATIONS = frozenset({
     "sep", "sept", "oct", "nov", "dec",
 })
 # fmt: on
+# A sentence end after this many letters in a row is past every abbreviation above: no lookup.
+_PLAIN_WORD = 1 + max(map(len, _ABBREVIATIONS | _TITLES | _NUMBER_ABBREVIATIONS))
 _NOT_A_START = ",;:.!?)]}%"
 _NOT_A_HEADING_END = ",;-–—/&(+.!?…"
 _TOKEN_WINDOW = 24
@@ -126,7 +128,10 @@ def _ends_sentence(seg: str, match: re.Match[str]) -> bool:
     run = match.group()
     if "!" in run or "?" in run:
         return True
-    token = _token_before(seg, match.start())
+    end = match.start()
+    if end >= _PLAIN_WORD and seg[end - _PLAIN_WORD : end].isalpha():
+        return True  # an ordinary word: neither abbreviation, title, initial nor dotted letters
+    token = _token_before(seg, end)
     if not token:
         return True
     lowered = token.lower()

@@ -450,3 +450,26 @@ def test_forked_workers_split_as_one_process_does(monkeypatch: pytest.MonkeyPatc
     assert made == serial
     with pytest.raises(UsageError, match="needs a Document"):
         split_documents([*docs, "not a document"], workers=2)  # type: ignore[list-item]
+
+
+_WORDY = st.lists(
+    st.sampled_from(
+        ["Dr.", "e.g.", "U.S.", "No.", "5", "vs.", "approx.", "J.", "patients.", "Treatment.",
+         "rhythm.", "mRNA", "(see", "Fig.", "abcdefg.", "ABCDEFGH.", "word", "Next", "\n\n", "»"]
+    ),
+    max_size=40,
+).map(" ".join)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(_WORDY, any_text))
+def test_the_plain_word_shortcut_ends_sentences_as_the_full_rules_do(text: str) -> None:
+    from emsqa import passages as passages_module
+
+    fast = split_sentences(text)
+    saved = passages_module._PLAIN_WORD
+    passages_module._PLAIN_WORD = 10**9  # never taken: every end goes through the full rules
+    try:
+        assert split_sentences(text) == fast
+    finally:
+        passages_module._PLAIN_WORD = saved
