@@ -118,14 +118,16 @@ def _nearest(x: object, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _scaled(scores: np.ndarray) -> np.ndarray:
-    """Scores mapped to 0..1 by the lowest and highest of the TOP_FOR_SCALE best (lower: 0)."""
+    """Scores mapped to 0..1 by the lowest and highest of the TOP_FOR_SCALE best (lower: 0).
+
+    When those are all alike (one passage, or a tie), a positive score among them maps to 1."""
     m = min(TOP_FOR_SCALE, len(scores))
     if not m:
         return scores
     top = np.partition(scores, len(scores) - m)[len(scores) - m :]
     low, high = float(top.min()), float(top.max())
     if high <= low:
-        return np.zeros_like(scores)
+        return np.where((scores >= high) & (scores > 0), 1.0, 0.0)
     return np.clip((scores - low) / (high - low), 0.0, None)
 
 

@@ -121,3 +121,12 @@ def test_every_passage_gets_its_most_similar_passages_as_neighbours() -> None:
     aed = next(i for i, p in enumerate(index.passages()) if p.doc_id == "aed")
     cpr = next(i for i, p in enumerate(index.passages()) if p.doc_id == "cpr")
     assert near[aed][np.argmax(weights[aed])] == cpr  # both about cardiac arrest
+
+
+def test_a_one_passage_fused_index_still_answers() -> None:
+    """Scaling a single score (or a tie) must not turn it into nothing."""
+    one = [Document(id="n", title="", text="Naloxone reverses an opioid overdose quickly.")]
+    index = Index.build(one, subword_weight=0.3, neighbour_weight=0.3, min_words=3)
+    assert [h.passage.doc_id for h in index.search("opioid overdoses")] == ["n"]
+    assert index.search("zzzz qqqq") == []
+    assert not index.ask("What reverses an opioid overdose?").abstained
