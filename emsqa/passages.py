@@ -14,7 +14,6 @@ expressions, and Python code runs once per candidate boundary or line, never onc
 from __future__ import annotations
 
 import numbers
-import os
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 
 from emsqa.datatypes import Document, Passage, _unchecked
 from emsqa.errors import CorpusError, UsageError
+from emsqa.parallel import can_fork, usable_cores
 
 __all__ = ["SplitSettings", "split_document", "split_documents", "split_sentences"]
 
@@ -408,15 +408,6 @@ def _split_slice(bounds: tuple[int, int]) -> list[list[tuple[int, int, str]]]:
     return [_spans(doc, settings) for doc in docs[bounds[0] : bounds[1]]]
 
 
-def _default_split_workers(n_docs: int) -> int:
-    if n_docs < PARALLEL_SPLIT_FROM:
-        return 1
-    try:
-        return max(1, min(8, len(os.sched_getaffinity(0))))
-    except AttributeError:  # no sched_getaffinity (macOS, Windows)
-        return max(1, min(8, os.cpu_count() or 1))
-
-
 def split_documents(
     docs: Iterable[Document],
     *,
@@ -436,12 +427,9 @@ def split_documents(
     if not isinstance(docs, Sequence):
         docs = list(docs)
     if workers is None:
-        workers = _default_split_workers(len(docs))
-    if workers > 1:
-        import multiprocessing
-
-        if "fork" not in multiprocessing.get_all_start_methods():
-            workers = 1
+        workers = usable_cores() if len(docs) >= PARALLEL_SPLIT_FROM else 1
+    if workers > 1 and not can_fork():
+        workers = 1
     passages: list[Passage] = []
     if workers <= 1:
         for doc in docs:
@@ -450,6 +438,8 @@ def split_documents(
     for doc in docs:  # one clear error before any work, not a worker's
         if not isinstance(doc, Document):
             raise UsageError(f"split_document needs a Document, not {type(doc).__name__}")
+    import multiprocessing
+
     n = len(docs)
     bounds = [(a, min(a + _SPLIT_CHUNK, n)) for a in range(0, n, _SPLIT_CHUNK)]
     with _SPLIT_LOCK:  # the workers are forked (and keep their snapshot) while the work is ours

@@ -39,6 +39,7 @@ import numpy as np
 from emsqa.counting import ChunkCounts, Vocabulary, count_chunk, merge_chunks
 from emsqa.datatypes import Passage, _unchecked
 from emsqa.errors import IndexFormatError, IndexStateError, IndexWriteError, UsageError
+from emsqa.parallel import can_fork, usable_cores
 from emsqa.strings import StringTable
 from emsqa.text import STOP_WORDS, Analyzer, tokenize
 
@@ -486,12 +487,7 @@ def _drop_rare_bigrams(x: Any, n_words: int, settings: IndexSettings) -> Any:
 
 
 def _default_workers(n_passages: int) -> int:
-    if n_passages < PARALLEL_FROM:
-        return 1
-    try:
-        return max(1, min(8, len(os.sched_getaffinity(0))))
-    except AttributeError:  # no sched_getaffinity (macOS, Windows)
-        return max(1, min(8, os.cpu_count() or 1))
+    return usable_cores() if n_passages >= PARALLEL_FROM else 1
 
 
 def build_store(
@@ -527,7 +523,7 @@ def build_store(
     n = len(passages)
     if workers is None:
         workers = _default_workers(n)
-    if workers > 1 and "fork" not in _start_methods():
+    if workers > 1 and not can_fork():
         workers = 1
     drop_early = settings.weighting == "bm25"  # (tfidf's norms count every term: dropped later)
     counts = merge_chunks(
@@ -660,12 +656,6 @@ def _pointer_dtype(n_postings: int) -> type[np.integer[Any]]:
 def _passage_dtype(n_passages: int) -> type[np.integer[Any]]:
     # below 2**16 - 1, so that a passage number plus one still fits
     return np.uint16 if n_passages < 2**16 - 1 else np.int32
-
-
-def _start_methods() -> list[str]:
-    import multiprocessing
-
-    return multiprocessing.get_all_start_methods()
 
 
 # --- persistence -------------------------------------------------------------------------------

@@ -367,3 +367,17 @@ def test_sampled_top_bound_keeps_exactly_the_plain_top(n: int, positive: bool) -
             likely = rng.choice(n, size=min(n, want * 2), replace=False)
             got = retrieve._at_least_wanted(scores, want, positive=positive, likely=likely)
             assert got.tolist() == plain.tolist()
+
+
+def test_workers_are_the_usable_cores_up_to_eight(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from emsqa import parallel
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert parallel.usable_cores() == 8
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert parallel.usable_cores() == 1
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # as on macOS and Windows
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert parallel.usable_cores() == 1
