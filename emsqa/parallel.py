@@ -1,12 +1,22 @@
-"""How many worker processes a large build may fork: the cores this process may run on, up to 8."""
+"""Forked worker processes for large builds: how many, and running slices of work through them."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
-__all__ = ["MAX_WORKERS", "can_fork", "usable_cores"]
+__all__ = ["MAX_WORKERS", "can_fork", "forked_slices", "usable_cores"]
 
 MAX_WORKERS = 8
+_T = TypeVar("_T")
+
+# What forked workers work on: set by the parent just before forking (fork shares it, no copy).
+_SHARED: Any = None
+_LOCK = threading.Lock()  # one parallel run at a time per process
 
 
 def usable_cores() -> int:
@@ -23,3 +33,37 @@ def can_fork() -> bool:
     import multiprocessing  # only for builds large enough to want workers
 
     return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _run(task: Callable[[Any, tuple[int, int]], _T], bounds: tuple[int, int]) -> _T:
+    return task(_SHARED, bounds)  # in a forked worker: _SHARED is the parent's, as forked
+
+
+def forked_slices(
+    task: Callable[[Any, tuple[int, int]], _T], shared: Any, n: int, size: int, workers: int
+) -> Iterator[tuple[tuple[int, int], _T]]:
+    """((a, b), task(shared, (a, b))) for the slices [a, b) of range(n) of `size` items, in order,
+    computed by `workers` forked processes that see `shared` without a copy. `task` must be a
+    module-level function. A few slices are in flight at a time: results wait in memory only
+    while the caller lags."""
+    global _SHARED
+    import multiprocessing
+
+    slices = iter([(a, min(a + size, n)) for a in range(0, n, size)])
+    with _LOCK:  # the workers are forked (and keep their snapshot) while _SHARED is ours
+        _SHARED = shared
+        try:
+            pool = multiprocessing.get_context("fork").Pool(workers)
+        finally:
+            _SHARED = None
+    with pool:
+        pending: deque[tuple[tuple[int, int], Any]] = deque()
+        for bounds in itertools.islice(slices, 2 * workers):
+            pending.append((bounds, pool.apply_async(_run, (task, bounds))))
+        while pending:
+            bounds, result = pending.popleft()
+            done = result.get()
+            nxt = next(slices, None)
+            if nxt is not None:
+                pending.append((nxt, pool.apply_async(_run, (task, nxt))))
+            yield bounds, done

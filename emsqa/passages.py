@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import numbers
 import re
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from emsqa.datatypes import Document, Passage, _unchecked
 from emsqa.errors import CorpusError, UsageError
-from emsqa.parallel import can_fork, usable_cores
+from emsqa.parallel import can_fork, forked_slices, usable_cores
 
 __all__ = ["SplitSettings", "split_document", "split_documents", "split_sentences"]
 
@@ -397,14 +396,13 @@ def split_document(
 
 PARALLEL_SPLIT_FROM = 50_000  # documents: from here on, forked workers find the passages
 _SPLIT_CHUNK = 5_000  # documents per unit of parallel work
-# What forked workers split: set by the parent just before forking (fork shares it, no copy).
-_SPLIT_WORK: tuple[Sequence[Document], SplitSettings] = ((), SplitSettings())
-_SPLIT_LOCK = threading.Lock()
 
 
-def _split_slice(bounds: tuple[int, int]) -> list[list[tuple[int, int, str]]]:
-    """The passage spans of documents [a, b) of the split in progress (in a forked worker)."""
-    docs, settings = _SPLIT_WORK
+def _split_slice(
+    work: tuple[Sequence[Document], SplitSettings], bounds: tuple[int, int]
+) -> list[list[tuple[int, int, str]]]:
+    """The passage spans of documents [a, b) of `work` (runs in a forked worker)."""
+    docs, settings = work
     return [_spans(doc, settings) for doc in docs[bounds[0] : bounds[1]]]
 
 
@@ -422,7 +420,6 @@ def split_documents(
     From PARALLEL_SPLIT_FROM documents (a list) on, forked worker processes on every core find
     the passage boundaries (`workers` overrides; the result is the same either way).
     """
-    global _SPLIT_WORK
     settings = SplitSettings(target_words, min_words, max_words, overlap)
     if not isinstance(docs, Sequence):
         docs = list(docs)
@@ -438,18 +435,8 @@ def split_documents(
     for doc in docs:  # one clear error before any work, not a worker's
         if not isinstance(doc, Document):
             raise UsageError(f"split_document needs a Document, not {type(doc).__name__}")
-    import multiprocessing
-
-    n = len(docs)
-    bounds = [(a, min(a + _SPLIT_CHUNK, n)) for a in range(0, n, _SPLIT_CHUNK)]
-    with _SPLIT_LOCK:  # the workers are forked (and keep their snapshot) while the work is ours
-        _SPLIT_WORK = (docs, settings)
-        try:
-            pool = multiprocessing.get_context("fork").Pool(workers)
-        finally:
-            _SPLIT_WORK = ((), SplitSettings())
-    with pool:
-        for (a, b), spans in zip(bounds, pool.imap(_split_slice, bounds), strict=True):
-            for doc, doc_spans in zip(docs[a:b], spans, strict=True):
-                passages.extend(_passages_of(doc, doc_spans))
+    work = (docs, settings)
+    for (a, b), spans in forked_slices(_split_slice, work, len(docs), _SPLIT_CHUNK, workers):
+        for doc, doc_spans in zip(docs[a:b], spans, strict=True):
+            passages.extend(_passages_of(doc, doc_spans))
     return passages

@@ -26,8 +26,7 @@ import os
 import secrets
 import shutil
 import sys
-import threading
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,7 +38,7 @@ import numpy as np
 from emsqa.counting import ChunkCounts, Vocabulary, count_chunk, merge_chunks
 from emsqa.datatypes import Passage, _unchecked
 from emsqa.errors import IndexFormatError, IndexStateError, IndexWriteError, UsageError
-from emsqa.parallel import can_fork, usable_cores
+from emsqa.parallel import can_fork, forked_slices, usable_cores
 from emsqa.strings import StringTable
 from emsqa.text import STOP_WORDS, Analyzer, tokenize
 
@@ -404,14 +403,11 @@ def _count(
     )
 
 
-# What forked workers count: set by the parent just before forking (fork shares it, no copy).
-_WORK: tuple[Sequence[Passage], IndexSettings] = ((), IndexSettings())
-_WORK_LOCK = threading.Lock()  # one parallel build at a time per process
-
-
-def _count_slice(bounds: tuple[int, int]) -> ChunkCounts:
-    """Term counts of passages [a, b) of the build in progress (runs in a forked worker)."""
-    passages, settings = _WORK
+def _count_slice(
+    work: tuple[Sequence[Passage], IndexSettings], bounds: tuple[int, int]
+) -> ChunkCounts:
+    """Term counts of passages [a, b) of `work` (runs in a forked worker)."""
+    passages, settings = work
     return _count(passages[bounds[0] : bounds[1]], settings, settings.analyzer())
 
 
@@ -419,40 +415,20 @@ def _chunk_counts(
     passages: Sequence[Passage], settings: IndexSettings, workers: int, progress: Progress | None
 ) -> Iterator[ChunkCounts]:
     """Term counts of each run of _CHUNK passages, in order, counted `workers` ways."""
-    global _WORK
     n = len(passages)
-    chunks = [(a, min(a + _CHUNK, n)) for a in range(0, n, _CHUNK)]
     if workers <= 1:
         analyzer = Analyzer(stem=settings.stem, bigrams=settings.bigrams)  # its own stem cache
         vocabulary = Vocabulary(analyzer)  # one numbering for every run
-        for a, b in chunks:
+        for a in range(0, n, _CHUNK):
+            b = min(a + _CHUNK, n)
             yield _count(passages[a:b], settings, analyzer, vocabulary)
             if progress:
                 progress(b, n)
         return
-    import multiprocessing
-
-    with _WORK_LOCK:  # the workers are forked (and keep their snapshot) while _WORK is ours
-        _WORK = (passages, settings)
-        try:
-            pool = multiprocessing.get_context("fork").Pool(workers)
-        finally:
-            _WORK = ((), settings)
-    with pool:
-        # a few chunks in flight: results wait in memory only while the merge lags
-        pending: deque[tuple[int, Any]] = deque()
-        todo = iter(chunks)
-        for bounds in itertools.islice(todo, 2 * workers):
-            pending.append((bounds[1], pool.apply_async(_count_slice, (bounds,))))
-        while pending:
-            done, result = pending.popleft()
-            counted = result.get()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append((nxt[1], pool.apply_async(_count_slice, (nxt,))))
-            yield counted
-            if progress:
-                progress(done, n)
+    for (_, b), counted in forked_slices(_count_slice, (passages, settings), n, _CHUNK, workers):
+        yield counted
+        if progress:
+            progress(b, n)
 
 
 def _give_back_free_memory() -> None:
