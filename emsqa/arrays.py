@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sorted_unique"]
+__all__ = ["sorted_unique", "weighted_postings"]
 
 
 def sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -20,3 +20,17 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     keep[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
     return ordered[keep]
+
+
+def weighted_postings(
+    ptr: np.ndarray, rows: np.ndarray, values: np.ndarray, terms: np.ndarray, weights: np.ndarray
+) -> tuple[list[tuple[int, int]], np.ndarray, np.ndarray]:
+    """The postings of `terms` from term-major arrays (term t owns [ptr[t], ptr[t + 1]) of `rows`
+    and `values`), each value times its term's weight: (spans, rows, float64 products), the
+    terms' postings one after another in the order of `terms`."""
+    spans = list(zip(ptr[terms].tolist(), ptr[terms + 1].tolist(), strict=True))
+    at = np.concatenate([rows[a:b] for a, b in spans])
+    products = np.concatenate([values[a:b] for a, b in spans]) * np.repeat(
+        weights, [b - a for a, b in spans]
+    )
+    return spans, at, products

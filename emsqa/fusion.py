@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from emsqa.arrays import weighted_postings
 from emsqa.datatypes import Passage
 from emsqa.errors import UsageError
 from emsqa.store import IndexSettings, Store, hash_terms
@@ -148,11 +149,7 @@ def subword_scores(store: Store, text: str) -> np.ndarray:
     tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))[found]
     w = (1.0 + np.log(tf)) * store.sub_idf[ids]
     w /= np.sqrt((w * w).sum())
-    ptr = store.sub_ptr
-    spans = list(zip(ptr[ids].tolist(), ptr[ids + 1].tolist(), strict=True))
-    sizes = [b - a for a, b in spans]
-    at = np.concatenate([store.sub_idx[a:b] for a, b in spans])
-    vals = np.concatenate([store.sub_w[a:b] for a, b in spans]) * np.repeat(w, sizes)
+    _, at, vals = weighted_postings(store.sub_ptr, store.sub_idx, store.sub_w, ids, w)
     return np.bincount(at, weights=vals, minlength=store.n_passages)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emsqa.arrays import sorted_unique
+from emsqa.arrays import sorted_unique, weighted_postings
 from emsqa.datatypes import Hit, Query, _unchecked
 from emsqa.errors import QuestionError
 from emsqa.fusion import fuse
@@ -481,12 +481,9 @@ def _scores(
     ids, w = _query_weights(store, pq)
     if not len(ids):
         return np.empty(0, dtype=np.int64), np.empty(0), None
-    ptr, pidx, pw = store.post_ptr, store.post_idx, store.post_w
-    spans = list(zip(ptr[ids].tolist(), ptr[ids + 1].tolist(), strict=True))
-    sizes = [b - a for a, b in spans]
-    idx = np.concatenate([pidx[a:b] for a, b in spans])
     # float64 products summed in term order: the batch path (a sparse product) gives the same bits
-    vals = np.concatenate([pw[a:b] for a, b in spans]) * np.repeat(w, sizes)
+    spans, idx, vals = weighted_postings(store.post_ptr, store.post_idx, store.post_w, ids, w)
+    sizes = [b - a for a, b in spans]
     n = store.n_passages
     if len(idx) * 16 < n:  # few postings: sort them instead of touching every passage
         cands, inverse = np.unique(idx, return_inverse=True)
@@ -501,7 +498,7 @@ def _scores(
             if enough
             else max(range(len(sizes)), key=sizes.__getitem__)
         )
-        found = pidx[spans[j][0] : spans[j][1]]
+        found = store.post_idx[spans[j][0] : spans[j][1]]
     return None, np.bincount(idx, weights=vals, minlength=n), found
 
 
