@@ -13,6 +13,7 @@ sentence would lead without it.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -170,42 +171,38 @@ def test_a_comparison_leads_with_the_sentence_that_sets_both_sides_apart(
     assert index.ask(question).sentences[0].text != _CONTRAST
 
 
-def test_questions_that_compare_nothing_keep_their_answer(monkeypatch: pytest.MonkeyPatch) -> None:
-    index = Index.build(_CREWS, abstain_below=0.0)
-    question = "Do EMTs and paramedics work on ambulance crews?"
+def _with_skills(text: str) -> list[Document]:
+    """_CREWS with another skills document."""
+    return [_CREWS[0], Document(id="skills.txt", title="Skills", text=text)]
+
+
+def _answer_owes_nothing_to_the_lead(
+    monkeypatch: pytest.MonkeyPatch, docs: list[Document], question: str, **build: Any
+) -> None:
+    index = Index.build(docs, abstain_below=0.0, **build)
     before = index.ask(question)
     _without_contrast_lead(monkeypatch)
     assert index.ask(question) == before
+
+
+def test_questions_that_compare_nothing_keep_their_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    question = "Do EMTs and paramedics work on ambulance crews?"
+    _answer_owes_nothing_to_the_lead(monkeypatch, _CREWS, question)
 
 
 def test_without_a_sentence_naming_both_sides_apart_the_answer_is_unchanged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    docs = [
-        _CREWS[0],
-        Document(
-            id="skills.txt",
-            title="Skills",
-            text="Paramedics give drugs through a vein. Oral glucose is given by mouth.",
-        ),
-    ]
-    index = Index.build(docs, abstain_below=0.0)
+    docs = _with_skills("Paramedics give drugs through a vein. Oral glucose is given by mouth.")
     question = "What is the difference between an EMT and a paramedic?"
-    before = index.ask(question)
-    _without_contrast_lead(monkeypatch)
-    assert index.ask(question) == before
+    _answer_owes_nothing_to_the_lead(monkeypatch, docs, question)
 
 
-_PAIR = [
-    _CREWS[0],
-    Document(
-        id="skills.txt",
-        title="Skills",
-        text="Training takes longer for the advanced level. "
-        "EMTs give oxygen and oral glucose on every call. "
-        "Paramedics, on the other hand, give drugs through a vein.",
-    ),
-]
+_PAIR = _with_skills(
+    "Training takes longer for the advanced level. "
+    "EMTs give oxygen and oral glucose on every call. "
+    "Paramedics, on the other hand, give drugs through a vein."
+)
 
 
 def test_an_adjacent_pair_naming_one_side_each_leads_in_its_own_order(
@@ -280,15 +277,7 @@ def test_a_sentence_sets_the_sides_apart_only_when_it_names_each_literally(
 def test_a_synonym_that_is_no_abbreviation_does_not_promote_a_sentence(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    docs = [
-        _CREWS[0],
-        Document(
-            id="skills.txt",
-            title="Skills",
-            text="EMT-P crews give drugs through a vein, while EMTs give only oxygen and glucose.",
-        ),
-    ]
-    index = Index.build(docs, abstain_below=0.0, lexicon=_LEXICON)
-    before = index.ask(_QUESTION)
-    _without_contrast_lead(monkeypatch)
-    assert index.ask(_QUESTION) == before
+    docs = _with_skills(
+        "EMT-P crews give drugs through a vein, while EMTs give only oxygen and glucose."
+    )
+    _answer_owes_nothing_to_the_lead(monkeypatch, docs, _QUESTION, lexicon=_LEXICON)
