@@ -172,6 +172,9 @@ def _configure_index(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
 def _typed_settings(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """`--set` pairs as IndexSettings values of the fields' own types (checked before any work)."""
     import dataclasses
@@ -189,17 +192,14 @@ def _typed_settings(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
         default = fields[name]
         try:
             if isinstance(default, bool):
-                value: Any = {"true": True, "yes": True, "1": True}.get(text.lower())
-                if value is None and text.lower() not in ("false", "no", "0"):
-                    raise ValueError
-                value = bool(value)
+                value: Any = _BOOLEANS[text.lower()]
             elif isinstance(default, int):
                 value = int(text)
             elif isinstance(default, float) or default is None:
                 value = None if text.lower() == "none" else float(text)
             else:
                 value = text
-        except ValueError:
+        except (KeyError, ValueError):
             kind = "true or false" if isinstance(default, bool) else type(default).__name__
             kind = "a number or none" if default is None else kind
             raise UsageError(f"--set {name}={text}: expected {kind}") from None
