@@ -252,9 +252,10 @@ def _near_words(store: Store, tok: str, limit: int) -> list[str]:
     rows = np.flatnonzero(mask)
     if not len(rows):
         return []
-    mine = np.zeros(27, dtype=np.int16)
-    np.add.at(mine, _letter_bins(np.array([ord(c) for c in tok], dtype=np.int64)), 1)
-    diff = counts[rows] - mine
+    mine = [0] * 27
+    for c in tok:
+        mine[ord(c) - 97 if "a" <= c <= "z" else 26] += 1
+    diff = counts[rows] - np.array(mine, dtype=np.int16)
     bag = np.maximum(
         np.where(diff > 0, diff, 0).sum(axis=1), np.where(diff < 0, -diff, 0).sum(axis=1)
     )
@@ -267,13 +268,15 @@ def _corrections(store: Store, analyzer: Analyzer, tokens: Sequence[str]) -> lis
     unknown = [
         tok
         for tok in dict.fromkeys(tokens)
-        if len(tok) >= 4 and tok.isalpha() and tok not in STOP_WORDS
+        if len(tok) >= 4 and tok not in STOP_WORDS and tok.isalpha()
     ]
     if not unknown:
         return []
-    ids = store.lookup(analyzer.content_of(unknown))
+    ids = store.lookup(analyzer.content_of(unknown)).tolist()
+    if -1 not in ids:  # the common case: the index knows every word
+        return []
     out = []
-    for tok, term_id in zip(unknown, ids.tolist(), strict=True):
+    for tok, term_id in zip(unknown, ids, strict=True):
         if term_id >= 0:
             continue
         limit = 2 if len(tok) >= 8 else 1
@@ -343,7 +346,7 @@ class _QueryTerms:
         grouped: set[str] = set()
         groups: dict[str, list[frozenset[str]]] = {}
         pairs = self.lexicon.expansions(text, tokens) if self.lexicon else []
-        forms = Counter(found for found, _ in pairs)
+        forms = Counter(found for found, _ in pairs) if pairs else {}
         for found, other in pairs:
             self.expansions.append((found, other))
             alt = frozenset(a.content(other))
@@ -356,15 +359,15 @@ class _QueryTerms:
         for typo, fix in corrections:
             self.raise_to(a.phrase_terms(fix), weight * CORRECTION_WEIGHT)
             groups.setdefault(typo, [frozenset(a.content(typo))]).append(frozenset(a.content(fix)))
+        concepts = self.concepts
         for alternatives in groups.values():
-            self.concepts.append((scale, tuple(x for x in alternatives if x)))
+            concepts.append((scale, tuple(x for x in alternatives if x)))
             grouped.update(alternatives[0])
-        known = {t for _, alts in self.concepts for t in alts[0]}
+        known = {t for _, alts in concepts for t in alts[0]} if concepts else grouped
+        light_scale = scale * LIGHT_WEIGHT
         for term in dict.fromkeys(words):
-            if term not in grouped and term not in known:
-                self.concepts.append(
-                    (scale * (LIGHT_WEIGHT if term in light else 1.0), (frozenset([term]),))
-                )
+            if term not in known and term not in grouped:
+                concepts.append((light_scale if term in light else scale, (frozenset((term,)),)))
         return own
 
 
@@ -408,43 +411,52 @@ def prepare(
         for t in acc.weights:
             if " " in t:
                 acc.weights[t] *= store.settings.bigram_weight
-    terms = tuple(t for t in acc.weights if acc.weights[t] > 0)
+    terms = tuple(t for t, w in acc.weights.items() if w > 0)
     ids = store.lookup(terms)
-    weights = [float(acc.weights[t]) for t in terms]
+    id_list = ids.tolist()
+    weights = [float(w) for w in map(acc.weights.__getitem__, terms)]
     if store.settings.idf == "bm25":  # the postings carry the smooth idf: trade it for BM25's
         ptr = store.post_ptr
-        for j, i in enumerate(ids.tolist()):
+        for j, i in enumerate(id_list):
             if i >= 0:
                 df = float(ptr[i + 1]) - float(ptr[i])  # passages holding the term
                 bm25_idf = math.log1p((store.n_passages - df + 0.5) / (df + 0.5))
                 weights[j] *= bm25_idf / float(store.idf[i])
     idf_max = float(math.log(1 + store.n_passages) + 1)
     found_idf = store.idf[np.maximum(ids, 0)].tolist() if len(ids) else []
-    idf = {
-        t: (v if i >= 0 else idf_max)
-        for t, i, v in zip(terms, ids.tolist(), found_idf, strict=True)
-    }
+    idf = {t: (v if i >= 0 else idf_max) for t, i, v in zip(terms, id_list, found_idf, strict=True)}
+    get = idf.get
     concepts = []
     for scale, alts in acc.concepts:
-        if alts:
-            rarest = max([idf.get(t, idf_max) for alt in alts for t in alt])
+        if len(alts) == 1 and len(alts[0]) == 1:  # most concepts: one word
+            for t in alts[0]:
+                concepts.append((get(t, idf_max) * scale, alts))
+        elif alts:
+            rarest = max([get(t, idf_max) for alt in alts for t in alt])
             concepts.append((rarest * scale, alts))
-    query = Query(
-        text=text,
-        terms=tuple(topic_terms),
-        expansions=tuple(acc.expansions),
-        corrections=tuple(corrections),
-        carried=tuple(carried.split()),
-        notice=notice,
+    # frozen dataclasses made without their field-by-field __init__ (every field given, typed)
+    query = _unchecked(
+        Query,
+        {
+            "text": text,
+            "terms": tuple(topic_terms),
+            "expansions": tuple(acc.expansions),
+            "corrections": tuple(corrections),
+            "carried": tuple(carried.split()),
+            "notice": notice,
+        },
     )
-    return PreparedQuery(
-        query=query,
-        terms=terms,
-        weights=tuple(weights),
-        term_ids=ids,
-        concepts=tuple(concepts),
-        intents=frozenset(intents),
-        cues=frozenset(cues),
+    return _unchecked(
+        PreparedQuery,
+        {
+            "query": query,
+            "terms": terms,
+            "weights": tuple(weights),
+            "term_ids": ids,
+            "concepts": tuple(concepts),
+            "intents": frozenset(intents),
+            "cues": frozenset(cues),
+        },
     )
 
 
