@@ -461,9 +461,11 @@ def prepare(
 
 
 def _query_weights(store: Store, pq: PreparedQuery) -> tuple[np.ndarray, np.ndarray]:
-    mask = pq.term_ids >= 0
-    ids = pq.term_ids[mask]
-    w = np.asarray(pq.weights, dtype=np.float64)[mask]
+    ids = pq.term_ids
+    w = np.asarray(pq.weights, dtype=np.float64)
+    if -1 in ids.tolist():  # terms the index lacks
+        mask = ids >= 0
+        ids, w = ids[mask], w[mask]
     if store.settings.weighting == "tfidf" and len(ids):
         # sublinear tf like the passages (1 + ln tf for whole counts; fractional weights stay linear)
         w = np.where(w >= 1, 1 + np.log(np.maximum(w, 1.0)), w) * store.idf[ids]
@@ -704,7 +706,7 @@ def _at_least_wanted(
     if sample is not None:
         bound = np.partition(sample, len(sample) - want)[len(sample) - want]
         if bound > 0:
-            pool = np.flatnonzero(scores >= bound)
+            pool = (scores >= bound).nonzero()[0]  # flatnonzero's ravel costs more than the call
     if pool is None:
         pool = np.flatnonzero(scores > 0) if positive else np.arange(len(scores))
     if len(pool) <= want:
