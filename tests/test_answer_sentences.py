@@ -43,10 +43,51 @@ _EXPEDITION = _doc(
 def test_which_question_leads_with_the_sentence_naming_its_noun(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The which-noun lever and the question-word lever both reward "river" (it follows "which")."""
     question = "Which river did the expedition reach in spring?"
     assert "Orinoco River" in _lead([_EXPEDITION], question)
     monkeypatch.setattr(answer, "HEAD_WEIGHT", 0.0)
+    monkeypatch.setattr(answer, "WH_NEAR_WEIGHT", 0.0)
     assert "plains" in _lead([_EXPEDITION], question)
+
+
+_LIFEBOAT = _doc(
+    "Anna Berg trained the volunteers of the lifeboat every winter. "
+    "The harbour was dredged in 1970. "
+    "Peter Holm joined the crew of the lifeboat in 1975."
+)
+
+
+def test_the_word_next_to_the_question_word_outweighs_one_far_from_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each sentence holds two of the question's three words; "trained" says what the person did."""
+    question = "Who trained the crew of the lifeboat?"
+    assert _lead([_LIFEBOAT], question).startswith("Anna Berg trained")
+    monkeypatch.setattr(answer, "WH_NEAR_WEIGHT", 0.0)
+    assert _lead([_LIFEBOAT], question).startswith("Peter Holm joined")
+
+
+def test_only_questions_asking_what_or_who_weigh_words_by_their_distance_from_it() -> None:
+    """After "when did" comes the subject, not what happened: no word gains for being near it."""
+    index = Index.build([_LIFEBOAT])
+    assert index.store_ is not None
+    analyzer = index.store_.settings.analyzer()
+
+    def near(question: str) -> dict[str, float]:
+        pq = index.prepare(question)
+        weights = answer._near_wh(pq, answer.tokenize(pq.query.text), analyzer)
+        if not weights:
+            return {}
+        return {min(alts[0]): w for w, (_, alts) in zip(weights, pq.concepts, strict=True)}
+
+    assert near("When did the lifeboat crew train?") == {}
+    assert near("Lifeboat crew training") == {}
+    weights = near("Who trained the crew of the lifeboat?")
+    trained, crew, lifeboat = (
+        weights[analyzer.content(w)[0]] for w in ("trained", "crew", "lifeboat")
+    )
+    assert trained > crew > lifeboat > 0
 
 
 _AWARD = _doc(
