@@ -3,14 +3,14 @@
 Every candidate sentence of the top passages is scored by how much of the question it covers
 (idf-weighted "concepts": a question word, or an abbreviation together with its long forms; once more
 with each concept weighted by how few candidate sentences hold it, and once with each weighted by how
-near it stands to the question's "what"/"which"/"who"), by the score of its passage, and
-by cues from the question's type (a number for "how long", a name for "who", the noun of "which
-river", a definition for "what is"). One to three sentences are chosen; "X vs Y" questions get
-sentences covering both sides, and lead with a sentence (or adjacent pair) that sets the two apart
-when one names both strictly (see _contrast_lead); when every chosen sentence comes from one passage
-the last place goes to another passage's best sentence if it scores nearly as well. The answer text
-shows each sentence as a sentence (capital letter, full stop); its quote and offsets stay the
-source's.
+near it stands to the question's "what"/"which"/"who"; a word of the same family, "divisional" for
+"division", counts in part), by the score of its passage, and by cues from the question's type (a
+number for "how long", a name for "who", the noun of "which river", a definition for "what is").
+One to three sentences are chosen; "X vs Y" questions get sentences covering both sides, and lead
+with a sentence (or adjacent pair) that sets the two apart when one names both strictly (see
+_contrast_lead); when every chosen sentence comes from one passage the last place goes to another
+passage's best sentence if it scores nearly as well. The answer text shows each sentence as a
+sentence (capital letter, full stop); its quote and offsets stay the source's.
 
 Confidence is the share of the question's idf-weighted concepts that the best retrieved passage
 covers. Below ABSTAIN_BELOW the answer abstains. That threshold is not picked by eye: it is the value
@@ -58,6 +58,11 @@ LONG_PENALTY = 0.02  # sentences over 70 words
 # the answer does; words far from it set the scene). Fitted on the tuning half of XQuAD only.
 WH_NEAR_WEIGHT = 0.25
 WH_NEAR_DECAY = 3.0  # tokens: a word this far from the question word counts 1/e as much
+# Share of the question's concepts the sentence misses as written but holds in another form of the
+# same word family: a word of the sentence begins with the same FAMILY_PREFIX letters as the
+# question's ("division" / "divisional", "ctenophora" / "ctenophores", which the stemmer keeps apart).
+FAMILY_WEIGHT = 0.3
+FAMILY_PREFIX = 5
 FILL_SHARE = 0.75  # a further sentence must score this share of the best one
 SECOND_SOURCE_SHARE = 0.75  # ... and so must another passage's sentence taking the last place
 
@@ -280,6 +285,25 @@ def _near_wh(pq: PreparedQuery, tokens: Sequence[str], analyzer: Analyzer) -> li
     return out
 
 
+def _prefixes(terms: frozenset[str] | set[str]) -> set[str]:
+    """The first FAMILY_PREFIX letters of each single-word term at least that long."""
+    return {t[:FAMILY_PREFIX] for t in terms if len(t) >= FAMILY_PREFIX and " " not in t}
+
+
+def _kin(alts: tuple[frozenset[str], ...], terms: frozenset[str], prefixes: set[str]) -> bool:
+    """Whether `terms` hold some alternative of a concept, each of its words as written or (when
+    at least FAMILY_PREFIX letters long) by its first FAMILY_PREFIX letters."""
+    return any(
+        alt
+        and all(
+            t in terms
+            or (len(t) >= FAMILY_PREFIX and " " not in t and t[:FAMILY_PREFIX] in prefixes)
+            for t in alt
+        )
+        for alt in alts
+    )
+
+
 @dataclass(frozen=True)
 class _Unit:
     hit: Hit
@@ -348,6 +372,13 @@ def _candidates(
         score += LOCAL_WEIGHT * _share(local, u.covered)
         if near_wh:
             score += WH_NEAR_WEIGHT * _share(near_wh, u.covered)
+        if FAMILY_WEIGHT and not all(u.covered):
+            mine = _prefixes(terms)
+            kin = [
+                not c and _kin(alts, terms, mine)
+                for c, (_, alts) in zip(u.covered, pq.concepts, strict=True)
+            ]
+            score += FAMILY_WEIGHT * _share(weights, kin)
         if tokens and tokens[0] in _ANAPHORS:
             score += ANAPHOR_WEIGHT * (joint - own)
         score += CONTEXT_WEIGHT * contexts[p.id] + PASSAGE_WEIGHT * (u.hit.score / best)

@@ -125,6 +125,36 @@ def test_a_rare_question_word_outweighs_words_most_sentences_share(
     assert "stretcher" not in _lead([_EQUIPMENT], question)
 
 
+_RACES = [
+    _doc(
+        "Peter Holm won the race at the harbour in 1982. "
+        "The lifeboat was painted red in 1981. "
+        "Anna Berg won the divisional race in 1980."
+    ),
+    # "division" must be a word of the corpus, or the question's spelling check rewrites it
+    _doc("The division office keeps the duty rosters.", doc_id="offices", title="Offices"),
+]
+
+
+def test_a_word_of_the_same_family_counts_where_the_stemmer_keeps_them_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stemmer makes "division" and "divisional" two words; their first five letters agree."""
+    question = "Who won the race in the division?"
+    assert _lead(_RACES, question).startswith("Anna Berg won the divisional race")
+    monkeypatch.setattr(answer, "FAMILY_WEIGHT", 0.0)
+    assert _lead(_RACES, question).startswith("Peter Holm")
+
+
+def test_a_long_form_counts_by_family_only_when_all_its_words_do() -> None:
+    terms = frozenset({"nation", "exam"})
+    alts = (frozenset({"nremt"}), frozenset({"registri", "nation"}))
+    assert not answer._kin(alts, terms, answer._prefixes(terms))  # "national" alone is not NREMT
+    terms = frozenset({"registr", "nation"})
+    assert answer._kin(alts, terms, answer._prefixes(terms))
+    assert not answer._kin((frozenset({"exam"}),), frozenset({"examin"}), {"examin"[:5]})  # short
+
+
 _STAIRS = _doc(
     "On narrow stairs a crew carries the patient down in a chair. "
     "Crews carry the patient down the narrow stairs on a stair chair.",
