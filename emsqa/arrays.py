@@ -2,18 +2,41 @@
 
 from __future__ import annotations
 
+import ctypes
+import sys
+
 import numpy as np
 
-__all__ = ["sorted_unique", "weighted_postings"]
+__all__ = ["release_free_memory", "sorted_unique", "weighted_postings"]
 
 
-def sorted_unique(values: np.ndarray) -> np.ndarray:
-    """The distinct values, ascending: np.unique(values) by sorting.
+def release_free_memory() -> None:
+    """Return freed heap pages to the system (Linux with glibc; elsewhere nothing is done).
+
+    A build frees many mid-sized arrays (a run's counts) that glibc keeps in its heap rather than
+    give back: on 100,000 passages the build's resident memory then stays 130 MB higher.
+    """
+    if sys.platform != "linux":
+        return
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # glibc only (musl has none)
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
+def sorted_unique(values: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+    """The distinct values, ascending: np.unique(values) by sorting (`values` itself when
+    `in_place`, which saves a copy of a large array).
 
     numpy 2.x answers np.unique without return_inverse through a hash table, which is far slower
     on large integer arrays (1.5 s against 0.02 s for 1.5 million int64 here).
     """
-    ordered = np.sort(values)
+    if in_place:
+        values.sort()
+        ordered = values
+    else:
+        ordered = np.sort(values)
     if len(ordered) < 2:
         return ordered
     keep = np.empty(len(ordered), dtype=bool)

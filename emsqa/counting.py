@@ -18,7 +18,7 @@ from functools import cached_property
 
 import numpy as np
 
-from emsqa.arrays import sorted_unique
+from emsqa.arrays import release_free_memory, sorted_unique
 from emsqa.datatypes import Passage
 from emsqa.errors import IndexStateError
 from emsqa.strings import StringTable
@@ -28,6 +28,7 @@ __all__ = ["ChunkCounts", "Counts", "Vocabulary", "count_chunk", "merge_chunks"]
 
 _STOP = -1  # the word number of a stop word (dropped, and not part of any bigram)
 _FIELD_CACHE = 4096  # titles and sections remembered per chunk (passages of a document share them)
+_RELEASE_EVERY = 32 * 2**20  # bytes of released runs after which the heap is trimmed
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,7 @@ def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = F
         del chunk  # its word pairs are no longer needed
     n_words = len(words)
     all_pairs = sorted_unique(
-        np.concatenate([s.pair_keys for s in staged] + [np.empty(0, np.int64)])
+        np.concatenate([s.pair_keys for s in staged] + [np.empty(0, np.int64)]), in_place=True
     )
     n_terms = n_words + len(all_pairs)
     # first pass: each run's terms in corpus numbers, document frequencies, passage lengths
@@ -268,7 +269,7 @@ def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = F
     total = sum(int(keep[st.word_map[st.indices]].sum()) for st in staged)
     indices = np.empty(total, dtype=np.int32)
     data = np.empty(total, dtype=np.float32)
-    row = at = 0
+    row = at = released = 0
     for st in staged:
         terms = st.word_map[st.indices]
         mask = keep[terms]
@@ -279,7 +280,11 @@ def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = F
         row_of = np.repeat(np.arange(rows), np.diff(st.indptr))
         indptr[row + 1 : row + rows + 1] = at + np.cumsum(np.bincount(row_of[mask], minlength=rows))
         row, at = row + rows, at + m
-        st.indices = st.data = st.indptr = np.empty(0, np.int64)  # released
+        released += st.indices.nbytes + st.data.nbytes + st.indptr.nbytes + st.word_map.nbytes
+        st.indices = st.data = st.indptr = st.word_map = np.empty(0, np.int64)  # released
+        if released >= _RELEASE_EVERY:  # else glibc keeps the freed runs: the output would
+            release_free_memory()  # sit on top of all of them (2 GB more at 1M passages)
+            released = 0
     return Counts(
         indptr=indptr,
         indices=indices,

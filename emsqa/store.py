@@ -17,7 +17,6 @@ sharing one of its terms.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import hashlib
 import itertools
@@ -25,7 +24,6 @@ import json
 import os
 import secrets
 import shutil
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from emsqa.arrays import release_free_memory
 from emsqa.counting import ChunkCounts, Vocabulary, count_chunk, merge_chunks
 from emsqa.datatypes import Passage, _unchecked
 from emsqa.errors import IndexFormatError, IndexStateError, IndexWriteError, UsageError
@@ -431,21 +430,6 @@ def _chunk_counts(
             progress(b, n)
 
 
-def _give_back_free_memory() -> None:
-    """Return freed heap pages to the system (Linux with glibc; elsewhere nothing is done).
-
-    A build frees many mid-sized arrays (a run's counts) that glibc keeps in its heap rather than
-    give back: on 100,000 passages the build's resident memory then stays 130 MB higher.
-    """
-    if sys.platform != "linux":
-        return
-    try:
-        trim = ctypes.CDLL(None).malloc_trim  # glibc only (musl has none)
-    except (OSError, AttributeError):
-        return
-    trim(0)
-
-
 def _drops_rare_bigrams(n_passages: int, settings: IndexSettings) -> bool:
     return n_passages >= RARE_BIGRAMS_FROM and settings.bigrams
 
@@ -516,7 +500,7 @@ def build_store(
     names = counts.names if keep_terms else None
     x = sparse.csr_matrix((counts.data, counts.indices, counts.indptr), shape=(n, len(hashes)))
     del counts  # x holds the counts now: once x goes, so do they (a large build's peak)
-    _give_back_free_memory()  # what the runs' counts took while they were merged
+    release_free_memory()  # what the runs' counts took while they were merged
     tfidf = TfidfTransformer(
         norm="l2" if settings.weighting == "tfidf" else None,
         use_idf=True,
@@ -571,7 +555,7 @@ def build_store(
             csc.data[gather], post_ptr[t0 : t1 + 1] - post_ptr[t0]
         )
     del csc
-    _give_back_free_memory()
+    release_free_memory()
 
     doc_index: dict[str, int] = {}
     doc_titles: list[str] = []
