@@ -12,7 +12,7 @@ import numpy as np
 
 __all__ = ["StringTable"]
 
-_OF_BATCH = 20_000  # strings encoded at a time by StringTable.of
+_OF_BATCH = 2_000  # strings encoded at a time by StringTable.of (bounds its temporaries)
 _GATHER_BYTES = 2**20  # bytes moved at a time when reordering or joining: their int64
 # positions, a few copies of them, are the temporaries (16 MB of bytes made 0.5 GB of them)
 
@@ -26,20 +26,23 @@ class StringTable:
 
     @classmethod
     def of(cls, strings: Sequence[str]) -> StringTable:
-        """A table of `strings`, encoded a batch at a time (no second copy of all the text)."""
-        blob = bytearray()
+        """A table of `strings`, encoded a batch at a time into one buffer sized beforehand (a
+        growing buffer would hold up to twice the text while it is copied along)."""
         sizes = np.empty(len(strings), dtype=np.int64)
         for a in range(0, len(strings), _OF_BATCH):
             batch = strings[a : a + _OF_BATCH]
-            encoded = "".join(batch).encode("utf-8")
-            blob += encoded
-            if len(encoded) == sum(map(len, batch)):  # all ASCII: characters are bytes
+            if "".join(batch).isascii():  # characters are bytes
                 sizes[a : a + len(batch)] = np.fromiter(map(len, batch), np.int64, len(batch))
             else:
                 sizes[a : a + len(batch)] = [len(s.encode("utf-8")) for s in batch]
         offsets = np.zeros(len(strings) + 1, dtype=np.int64)
         np.cumsum(sizes, out=offsets[1:])
-        return cls(np.frombuffer(blob, dtype=np.uint8), offsets)
+        blob = np.empty(int(offsets[-1]), dtype=np.uint8)
+        for a in range(0, len(strings), _OF_BATCH):
+            b = min(a + _OF_BATCH, len(strings))
+            encoded = "".join(strings[a:b]).encode("utf-8")
+            blob[offsets[a] : offsets[b]] = np.frombuffer(encoded, dtype=np.uint8)
+        return cls(blob, offsets)
 
     @classmethod
     def concat(cls, tables: Sequence[StringTable]) -> StringTable:
