@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 __all__ = ["MAX_WORKERS", "can_fork", "forked_slices", "usable_cores"]
 
 MAX_WORKERS = 8
+TASKS_PER_WORKER = 10  # slices a worker runs before a fresh one (forked anew) takes its place
 _T = TypeVar("_T")
 
 # What forked workers work on: set by the parent just before forking (fork shares it, no copy).
@@ -45,25 +46,31 @@ def forked_slices(
     """((a, b), task(shared, (a, b))) for the slices [a, b) of range(n) of `size` items, in order,
     computed by `workers` forked processes that see `shared` without a copy. `task` must be a
     module-level function. A few slices are in flight at a time: results wait in memory only
-    while the caller lags."""
+    while the caller lags. One run at a time per process: do not start another in the loop.
+
+    A worker is replaced after TASKS_PER_WORKER slices. Reading the parent's objects writes
+    their reference counts, so each page a worker reads becomes its own copy: kept for the
+    whole build, those copies add up to the corpus again (1 GB at a million passages)."""
     global _SHARED
     import multiprocessing
 
     slices = iter([(a, min(a + size, n)) for a in range(0, n, size)])
-    with _LOCK:  # the workers are forked (and keep their snapshot) while _SHARED is ours
+    with _LOCK:  # replacement workers are forked while the run lasts: _SHARED stays ours till then
         _SHARED = shared
         try:
-            pool = multiprocessing.get_context("fork").Pool(workers)
+            pool = multiprocessing.get_context("fork").Pool(
+                workers, maxtasksperchild=TASKS_PER_WORKER
+            )
+            with pool:
+                pending: deque[tuple[tuple[int, int], Any]] = deque()
+                for bounds in itertools.islice(slices, 2 * workers):
+                    pending.append((bounds, pool.apply_async(_run, (task, bounds))))
+                while pending:
+                    bounds, result = pending.popleft()
+                    done = result.get()
+                    nxt = next(slices, None)
+                    if nxt is not None:
+                        pending.append((nxt, pool.apply_async(_run, (task, nxt))))
+                    yield bounds, done
         finally:
             _SHARED = None
-    with pool:
-        pending: deque[tuple[tuple[int, int], Any]] = deque()
-        for bounds in itertools.islice(slices, 2 * workers):
-            pending.append((bounds, pool.apply_async(_run, (task, bounds))))
-        while pending:
-            bounds, result = pending.popleft()
-            done = result.get()
-            nxt = next(slices, None)
-            if nxt is not None:
-                pending.append((nxt, pool.apply_async(_run, (task, nxt))))
-            yield bounds, done

@@ -369,6 +369,27 @@ def test_sampled_top_bound_keeps_exactly_the_plain_top(n: int, positive: bool) -
             assert got.tolist() == plain.tolist()
 
 
+def _square_slice(shared: list[int], bounds: tuple[int, int]) -> tuple[list[int], int]:
+    import os
+
+    return [v * v for v in shared[bounds[0] : bounds[1]]], os.getpid()
+
+
+@pytest.mark.skipif(
+    "fork" not in __import__("multiprocessing").get_all_start_methods(), reason="needs fork"
+)
+def test_replaced_workers_still_see_the_shared_data() -> None:
+    from emsqa.parallel import TASKS_PER_WORKER, forked_slices
+
+    values = list(range(97))
+    n_slices = -(-len(values) // 3)
+    assert n_slices > 2 * TASKS_PER_WORKER  # more slices than two workers may run
+    out = list(forked_slices(_square_slice, values, len(values), 3, 2))
+    assert [bounds for bounds, _ in out] == [(a, min(a + 3, 97)) for a in range(0, 97, 3)]
+    assert [v for _, (squares, _) in out for v in squares] == [v * v for v in values]
+    assert len({pid for _, (_, pid) in out}) > 2  # fresh workers took over, and saw `values`
+
+
 def test_workers_are_the_usable_cores_up_to_eight(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
