@@ -309,9 +309,10 @@ def _carried_text(topic: str, history: Sequence[str]) -> str:
 class _QueryTerms:
     """Accumulates weighted terms and coverage concepts from the parts of a question."""
 
-    def __init__(self, analyzer: Analyzer, lexicon: Lexicon | None) -> None:
+    def __init__(self, analyzer: Analyzer, lexicon: Lexicon | None, concepts: bool = True) -> None:
         self.analyzer = analyzer
         self.lexicon = lexicon
+        self.with_concepts = concepts  # False: the terms alone (searching needs no concepts)
         self.weights: Counter[str] = Counter()
         self.concepts: list[tuple[float, tuple[frozenset[str], ...]]] = []
         self.expansions: list[tuple[str, str]] = []
@@ -359,6 +360,8 @@ class _QueryTerms:
         for typo, fix in corrections:
             self.raise_to(a.phrase_terms(fix), weight * CORRECTION_WEIGHT)
             groups.setdefault(typo, [frozenset(a.content(typo))]).append(frozenset(a.content(fix)))
+        if not self.with_concepts:
+            return own
         concepts = self.concepts
         for alternatives in groups.values():
             concepts.append((scale, tuple(x for x in alternatives if x)))
@@ -378,10 +381,13 @@ def prepare(
     history: Sequence[str] = (),
     lexicon: Lexicon | None = None,
     carry: Sequence[str] | None = None,
+    concepts: bool = True,
 ) -> PreparedQuery:
     """Analyse `question` (and its conversation) into weighted index terms.
 
     `carry` replays the words an earlier analysis carried over (so an answer can be explained later).
+    `concepts` False leaves PreparedQuery.concepts empty: searching never reads them (answering and
+    judging coverage do), and working them out is a fifth of a question's analysis.
     """
     text, notice = _clean(question)
     analyzer = store.settings.analyzer()
@@ -402,7 +408,7 @@ def prepare(
     cues = analyzer.content(" ".join(cue_words)) if cue_words else []
     tokens = tokenize(topic)
     corrections = _corrections(store, analyzer, tokens)
-    acc = _QueryTerms(analyzer, lexicon)
+    acc = _QueryTerms(analyzer, lexicon, concepts)
     topic_terms = acc.add(topic, 1.0, corrections, tokens)
     if carried:
         acc.add(carried, carry_weight if carry_weight < 1 else 0.999)
@@ -422,18 +428,7 @@ def prepare(
                 df = float(ptr[i + 1]) - float(ptr[i])  # passages holding the term
                 bm25_idf = math.log1p((store.n_passages - df + 0.5) / (df + 0.5))
                 weights[j] *= bm25_idf / float(store.idf[i])
-    idf_max = float(math.log(1 + store.n_passages) + 1)
-    found_idf = store.idf[np.maximum(ids, 0)].tolist() if len(ids) else []
-    idf = {t: (v if i >= 0 else idf_max) for t, i, v in zip(terms, id_list, found_idf, strict=True)}
-    get = idf.get
-    concepts = []
-    for scale, alts in acc.concepts:
-        if len(alts) == 1 and len(alts[0]) == 1:  # most concepts: one word
-            for t in alts[0]:
-                concepts.append((get(t, idf_max) * scale, alts))
-        elif alts:
-            rarest = max([get(t, idf_max) for alt in alts for t in alt])
-            concepts.append((rarest * scale, alts))
+    weighed = _weigh_concepts(store, acc.concepts, terms, ids) if acc.concepts else []
     # frozen dataclasses made without their field-by-field __init__ (every field given, typed)
     query = _unchecked(
         Query,
@@ -453,11 +448,37 @@ def prepare(
             "terms": terms,
             "weights": tuple(weights),
             "term_ids": ids,
-            "concepts": tuple(concepts),
+            "concepts": tuple(weighed),
             "intents": frozenset(intents),
             "cues": frozenset(cues),
         },
     )
+
+
+def _weigh_concepts(
+    store: Store,
+    concepts: list[tuple[float, tuple[frozenset[str], ...]]],
+    terms: tuple[str, ...],
+    ids: np.ndarray,
+) -> list[tuple[float, tuple[frozenset[str], ...]]]:
+    """Each concept's scale times the idf of its rarest term (terms outside `terms`, or which the
+    index lacks, count as rarer than any); concepts without alternatives are left out."""
+    idf_max = float(math.log(1 + store.n_passages) + 1)
+    found_idf = store.idf[np.maximum(ids, 0)].tolist() if len(ids) else []
+    idf = {
+        t: (v if i >= 0 else idf_max)
+        for t, i, v in zip(terms, ids.tolist(), found_idf, strict=True)
+    }
+    get = idf.get
+    out = []
+    for scale, alts in concepts:
+        if len(alts) == 1 and len(alts[0]) == 1:  # most concepts: one word
+            for t in alts[0]:
+                out.append((get(t, idf_max) * scale, alts))
+        elif alts:
+            rarest = max([get(t, idf_max) for alt in alts for t in alt])
+            out.append((rarest * scale, alts))
+    return out
 
 
 def _query_weights(store: Store, pq: PreparedQuery) -> tuple[np.ndarray, np.ndarray]:

@@ -253,3 +253,25 @@ def test_the_cut_keeps_every_score_as_good_as_the_wanted_one(
     if positive and floor <= 0:
         expected = [i for i, s in enumerate(scores.tolist()) if s > 0]
     assert got.tolist() == expected
+
+
+@pytest.mark.parametrize("corpus", ["shipped", "scifact"])
+def test_a_question_prepared_without_concepts_finds_the_same(
+    corpus: str, request: pytest.FixtureRequest
+) -> None:
+    index, questions = request.getfixturevalue(corpus)
+    store, lexicon = _store(index), load_lexicon()
+    with_concepts = 0
+    for question in questions:
+        full = prepare(store, question, lexicon=lexicon)
+        lean = prepare(store, question, lexicon=lexicon, concepts=False)
+        assert lean.concepts == ()
+        assert (lean.terms, lean.weights, lean.term_ids.tolist()) == (
+            full.terms,
+            full.weights,
+            full.term_ids.tolist(),
+        )
+        assert (lean.query, lean.intents, lean.cues) == (full.query, full.intents, full.cues)
+        assert search(store, lean, 10) == search(store, full, 10)
+        with_concepts += bool(full.concepts)
+    assert with_concepts > len(questions) // 2
