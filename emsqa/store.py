@@ -383,7 +383,8 @@ def _surface_words(
 
 
 _WEIGHT_ROWS = 4_000  # passages weighted at a time (bounds the temporaries)
-_GATHER = 1_000_000  # postings moved into hash order at a time
+_GATHER = 1_000_000  # postings renumbered into hash order at a time
+_SCATTER = 250_000  # postings at least scattered into term order at a time (bounds temporaries)
 PARALLEL_FROM = 50_000  # passages: from here on, passages are counted by forked worker processes
 RARE_BIGRAMS_FROM = 50_000  # passages: from here on, bigrams found in one passage only are dropped
 _CHUNK = 2_000  # passages per unit of work (and per progress report)
@@ -527,34 +528,16 @@ def build_store(
         x = _drop_rare_bigrams(x, n_words, settings)
     del lengths
 
-    csc = x.tocsc()  # term-major; row numbers come out sorted within each column
-    del x
-    df = np.diff(csc.indptr)
+    # term-major postings in hash order, scattered from x a slice of rows at a time: no second
+    # copy of the matrix (a whole-matrix tocsc() held both, the build's largest peak)
+    df = np.bincount(x.indices, minlength=x.shape[1])
     kept = np.flatnonzero(df > 0)  # every term but the dropped bigrams
     order = kept[np.argsort(hashes[kept], kind="stable")]
     hashes = hashes[order]
     if len(hashes) > 1 and np.any(hashes[1:] == hashes[:-1]):
         raise IndexStateError("two index terms share a 64-bit hash; rebuild with other settings")
-    # permute the columns into hash order, gathering a slice of terms at a time
-    term_counts = df[order]
-    post_ptr = np.zeros(len(order) + 1, dtype=np.int64)
-    np.cumsum(term_counts, out=post_ptr[1:])
-    post_idx = np.empty(int(post_ptr[-1]), dtype=_passage_dtype(n))  # gathered in their final,
-    post_w = np.empty(int(post_ptr[-1]), dtype=np.uint16)  # narrow dtypes: no extra copy
-    post_scale = np.empty(len(order), dtype=np.float32)
-    step = 1 + len(order) // max(1, int(post_ptr[-1]) // _GATHER)
-    for t0 in range(0, len(order), step):
-        t1 = min(t0 + step, len(order))
-        a, b = int(post_ptr[t0]), int(post_ptr[t1])
-        gather = np.arange(a, b, dtype=np.int64)
-        gather += np.repeat(
-            csc.indptr[order[t0:t1]].astype(np.int64) - post_ptr[t0:t1], term_counts[t0:t1]
-        )
-        post_idx[a:b] = csc.indices[gather]
-        post_scale[t0:t1], post_w[a:b] = _quantized(
-            csc.data[gather], post_ptr[t0 : t1 + 1] - post_ptr[t0]
-        )
-    del csc
+    post_ptr, post_idx, post_w, post_scale = _term_major(x, order, df[order])
+    del x
     release_free_memory()
 
     doc_index: dict[str, int] = {}
@@ -596,17 +579,62 @@ def build_store(
     )
 
 
-_STEPS = 65535  # a term's largest weight is this many steps of its scale
+def _row_slices(indptr: np.ndarray, entries: int) -> Iterator[tuple[int, int]]:
+    """Runs of rows [r0, r1) of about `entries` stored entries each (at least one row)."""
+    n = len(indptr) - 1
+    r0 = 0
+    while r0 < n:
+        r1 = int(np.searchsorted(indptr, indptr[r0] + entries, side="right")) - 1
+        r1 = min(n, max(r1, r0 + 1))
+        yield r0, r1
+        r0 = r1
 
 
-def _quantized(weights: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(per-term scale, uint16 steps) of `weights`, term j's being weights[bounds[j]:bounds[j+1]]
-    (none empty). Steps are a term's own: its largest weight is exact to 1 part in 131,070, and
-    uint16 widens to float far faster than float16 does when a question is scored."""
-    top = np.maximum.reduceat(weights, bounds[:-1]).astype(np.float32)
+def _term_major(
+    x: Any, order: np.ndarray, term_counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(post_ptr, post_idx, post_w, post_scale) of the passages x terms matrix `x` (CSR) with its
+    columns taken in `order`: each term's passages ascending, and its weights as uint16 steps of
+    its own float32 scale (its largest weight is exact to 1 part in 131,070, and uint16 widens to
+    float far faster than float16 does when a question is scored). x.indices is renumbered in
+    place to positions in `order`."""
+    from scipy import sparse
+
+    n, n_terms = x.shape[0], len(order)
+    post_ptr = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(term_counts, out=post_ptr[1:])
+    position = np.zeros(x.shape[1], dtype=x.indices.dtype)
+    position[order] = np.arange(n_terms, dtype=x.indices.dtype)
+    top = np.zeros(n_terms, dtype=np.float32)
+    for a in range(0, len(x.indices), _GATHER):
+        b = min(a + _GATHER, len(x.indices))
+        x.indices[a:b] = position[x.indices[a:b]]
+        np.maximum.at(top, x.indices[a:b], x.data[a:b])
+    del position
     scale = np.where(top > 0, top / np.float32(_STEPS), np.float32(1.0)).astype(np.float32)
-    steps = np.rint(weights / np.repeat(scale, np.diff(bounds))).astype(np.uint16)
-    return scale, steps
+    del top
+    post_idx = np.empty(int(post_ptr[-1]), dtype=_passage_dtype(n))  # in their final, narrow
+    post_w = np.empty(int(post_ptr[-1]), dtype=np.uint16)  # dtypes: no extra copy
+    filled = post_ptr[:-1].copy()  # where each term's next posting goes
+    # a slice's tocsc() costs its entries plus one step per term: slices of a quarter as many
+    # entries as terms at least keep the second part from dominating on large vocabularies
+    for r0, r1 in _row_slices(x.indptr, max(_SCATTER, n_terms // 4)):
+        a, b = int(x.indptr[r0]), int(x.indptr[r1])
+        rows = sparse.csr_matrix(
+            (x.data[a:b], x.indices[a:b], x.indptr[r0 : r1 + 1] - a), shape=(r1 - r0, n_terms)
+        ).tocsc()  # this slice's postings, term by term, passages ascending
+        counts = np.diff(rows.indptr)
+        terms = np.flatnonzero(counts)
+        counts = counts[terms]
+        to = np.repeat(filled[terms] - rows.indptr[terms], counts)
+        to += np.arange(len(to), dtype=np.int64)
+        post_idx[to] = rows.indices + r0
+        post_w[to] = np.rint(rows.data / np.repeat(scale[terms], counts)).astype(np.uint16)
+        filled[terms] += counts
+    return post_ptr, post_idx, post_w, scale
+
+
+_STEPS = 65535  # a term's largest weight is this many steps of its scale
 
 
 def _pointer_dtype(n_postings: int) -> type[np.integer[Any]]:
