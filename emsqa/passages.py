@@ -82,7 +82,7 @@ _WORD = re.compile(r"\S+")
 _SPACE = re.compile(r"\s*")
 
 # Never end a sentence after these (compared lower-cased, without the final dot) ...
-_ABBREVIATIONS = frozenset({"vs", "approx", "e.g", "i.e", "cf", "viz", "al"})
+_ABBREVIATIONS = frozenset({"vs", "v", "approx", "e.g", "i.e", "cf", "viz", "al"})  # v: Roe v. Wade
 # ... nor after these titles when capitalised ("Dr. Smith", "St. Louis"; but "5 ms. Then").
 # fmt: off
 _TITLES = frozenset({

@@ -164,7 +164,8 @@ def test_abbreviations_initials_and_decimals_do_not_end_sentences() -> None:
     text = (
         "Dr. Smith gave 2.5 mg of drug No. 5 to the patient, e.g. via IV. "
         "The U.S. Army vs. the Navy is approx. equal, i.e. Close. St. Louis is a city. "
-        "J. R. Smith arrived. See Fig. 3 for the data. It worked! Did it? Yes."
+        "J. R. Smith arrived. See Fig. 3 for the data. It worked! Did it? Yes. "
+        "Brown v. Board of Education was decided in 1954."
     )
     assert sentences(text) == [
         "Dr. Smith gave 2.5 mg of drug No. 5 to the patient, e.g. via IV.",
@@ -175,6 +176,7 @@ def test_abbreviations_initials_and_decimals_do_not_end_sentences() -> None:
         "It worked!",
         "Did it?",
         "Yes.",
+        "Brown v. Board of Education was decided in 1954.",
     ]
 
 
