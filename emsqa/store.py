@@ -536,8 +536,14 @@ def build_store(
     hashes = hashes[order]
     if len(hashes) > 1 and np.any(hashes[1:] == hashes[:-1]):
         raise IndexStateError("two index terms share a 64-bit hash; rebuild with other settings")
-    post_ptr, post_idx, post_w, post_scale = _term_major(x, order, df[order])
+    indptr, indices, weights = x.indptr, x.indices, x.data
     del x
+    # weights become uint16 steps before the scatter, so it runs beside 6 bytes a posting, not 8
+    post_scale, steps = _steps_in_order(indices, weights, order)
+    del weights
+    release_free_memory()
+    post_ptr, post_idx, post_w = _term_major(indptr, indices, steps, df[order])
+    del indptr, indices, steps
     release_free_memory()
 
     doc_index: dict[str, int] = {}
@@ -590,38 +596,48 @@ def _row_slices(indptr: np.ndarray, entries: int) -> Iterator[tuple[int, int]]:
         r0 = r1
 
 
-def _term_major(
-    x: Any, order: np.ndarray, term_counts: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(post_ptr, post_idx, post_w, post_scale) of the passages x terms matrix `x` (CSR) with its
-    columns taken in `order`: each term's passages ascending, and its weights as uint16 steps of
-    its own float32 scale (its largest weight is exact to 1 part in 131,070, and uint16 widens to
-    float far faster than float16 does when a question is scored). x.indices is renumbered in
-    place to positions in `order`."""
-    from scipy import sparse
-
-    n, n_terms = x.shape[0], len(order)
-    post_ptr = np.zeros(n_terms + 1, dtype=np.int64)
-    np.cumsum(term_counts, out=post_ptr[1:])
-    position = np.zeros(x.shape[1], dtype=x.indices.dtype)
-    position[order] = np.arange(n_terms, dtype=x.indices.dtype)
-    top = np.zeros(n_terms, dtype=np.float32)
-    for a in range(0, len(x.indices), _GATHER):
-        b = min(a + _GATHER, len(x.indices))
-        x.indices[a:b] = position[x.indices[a:b]]
-        np.maximum.at(top, x.indices[a:b], x.data[a:b])
+def _steps_in_order(
+    indices: np.ndarray, weights: np.ndarray, order: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(per-term scale, uint16 steps) of CSR `weights`, after renumbering `indices` in place to
+    positions in `order` (term t becomes the one at order[t]). A term's weights are steps of its
+    own float32 scale: its largest is exact to 1 part in 131,070, and uint16 widens to float far
+    faster than float16 does when a question is scored."""
+    position = np.zeros(int(order.max(initial=0)) + 1, dtype=indices.dtype)
+    position[order] = np.arange(len(order), dtype=indices.dtype)
+    top = np.zeros(len(order), dtype=np.float32)
+    for a in range(0, len(indices), _GATHER):
+        b = min(a + _GATHER, len(indices))
+        indices[a:b] = position[indices[a:b]]
+        np.maximum.at(top, indices[a:b], weights[a:b])
     del position
     scale = np.where(top > 0, top / np.float32(_STEPS), np.float32(1.0)).astype(np.float32)
-    del top
+    steps = np.empty(len(weights), dtype=np.uint16)
+    for a in range(0, len(indices), _GATHER):
+        b = min(a + _GATHER, len(indices))
+        steps[a:b] = np.rint(weights[a:b] / scale[indices[a:b]])
+    return scale, steps
+
+
+def _term_major(
+    indptr: np.ndarray, indices: np.ndarray, steps: np.ndarray, term_counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(post_ptr, post_idx, post_w) of a passages x terms CSR matrix: each term's passages
+    ascending, scattered into place a slice of rows at a time (no second copy of the matrix)."""
+    from scipy import sparse
+
+    n, n_terms = len(indptr) - 1, len(term_counts)
+    post_ptr = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(term_counts, out=post_ptr[1:])
     post_idx = np.empty(int(post_ptr[-1]), dtype=_passage_dtype(n))  # in their final, narrow
     post_w = np.empty(int(post_ptr[-1]), dtype=np.uint16)  # dtypes: no extra copy
     filled = post_ptr[:-1].copy()  # where each term's next posting goes
     # a slice's tocsc() costs its entries plus one step per term: slices of a quarter as many
     # entries as terms at least keep the second part from dominating on large vocabularies
-    for r0, r1 in _row_slices(x.indptr, max(_SCATTER, n_terms // 4)):
-        a, b = int(x.indptr[r0]), int(x.indptr[r1])
+    for r0, r1 in _row_slices(indptr, max(_SCATTER, n_terms // 4)):
+        a, b = int(indptr[r0]), int(indptr[r1])
         rows = sparse.csr_matrix(
-            (x.data[a:b], x.indices[a:b], x.indptr[r0 : r1 + 1] - a), shape=(r1 - r0, n_terms)
+            (steps[a:b], indices[a:b], indptr[r0 : r1 + 1] - a), shape=(r1 - r0, n_terms)
         ).tocsc()  # this slice's postings, term by term, passages ascending
         counts = np.diff(rows.indptr)
         terms = np.flatnonzero(counts)
@@ -629,9 +645,9 @@ def _term_major(
         to = np.repeat(filled[terms] - rows.indptr[terms], counts)
         to += np.arange(len(to), dtype=np.int64)
         post_idx[to] = rows.indices + r0
-        post_w[to] = np.rint(rows.data / np.repeat(scale[terms], counts)).astype(np.uint16)
+        post_w[to] = rows.data
         filled[terms] += counts
-    return post_ptr, post_idx, post_w, scale
+    return post_ptr, post_idx, post_w
 
 
 _STEPS = 65535  # a term's largest weight is this many steps of its scale
