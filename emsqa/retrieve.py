@@ -12,7 +12,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,14 +180,130 @@ _FRAME_KEY_RE = re.compile(
 )
 
 
+def _top_level_parts(source: str) -> list[str]:
+    """The alternatives of a regular expression's source: split at each "|" outside groups and sets."""
+    parts, start, depth, in_set, i = [], 0, 0, False, 0
+    while i < len(source):
+        c = source[i]
+        if c == "\\":
+            i += 1  # the next character is escaped
+        elif in_set:
+            in_set = c != "]"
+        elif c == "[":
+            in_set = True
+        elif c in "()":
+            depth += 1 if c == "(" else -1
+        elif c == "|" and not depth:
+            parts.append(source[start:i])
+            start = i + 1
+        i += 1
+    return [*parts, source[start:]]
+
+
+# For each frame of _FRAMES, each alternative of its pattern in order: strings one of which any
+# ASCII text it matches holds in lower case, and for an alternative anchored at both ends the most
+# whitespace-separated words such a text has (None: any number). A frame key alone lets most
+# questions through ("what"); these let through the few that may match, so the patterns (each
+# tries every position of the text: a microsecond or more apiece) run on those only.
+_FRAME_GATES: tuple[tuple[tuple[tuple[str, ...], int | None], ...], ...] = (
+    ((("how long", "how many "), None),),
+    ((("how often",), None),),
+    (
+        (("how many", "how much", "how old", "how far", "how soon"), None),
+        (("what percentage", "what number", "what age"), None),
+    ),
+    (
+        (("stand for", "stands for"), None),
+        (("short for",), None),
+        (("abbreviation of", "abbreviation for"), None),
+    ),
+    (
+        (("what is ", "what are ", "who is ", "who are "), 6),
+        (("define",), None),
+        (("definition of",), None),
+        (("meaning of",), None),
+        (("what does ",), None),
+        (("what does ", "what do "), 7),
+    ),
+    (
+        (("differ",), None),
+        (("compare",), None),
+        (("comparison",), None),
+        (("vs",), None),
+        (("versus",), None),
+        (("distinguish",), None),
+    ),
+    (
+        (("what kind", "what type", "what sort"), None),
+        (("can you tell me",), None),
+        (("is it true that",), None),
+        (("do you know",), None),
+    ),
+)
+
+
+_Gate = Callable[[str], object]  # a compiled pattern's search() or match()
+
+
+def _gated_parts(
+    pattern: re.Pattern[str], gates: tuple[tuple[tuple[str, ...], int | None], ...]
+) -> tuple[tuple[_Gate, int | None, _Gate], ...]:
+    """(search for its strings, most words, test) for each alternative of `pattern`: the test is
+    match() for an alternative anchored at the start (the same as search() there, without trying
+    every place)."""
+    out = []
+    for part, (strings, most) in zip(_top_level_parts(pattern.pattern), gates, strict=True):
+        compiled = re.compile(part, pattern.flags)
+        out.append(
+            (
+                re.compile("|".join(map(re.escape, strings))).search,
+                most,
+                compiled.match if part.startswith("^") else compiled.search,
+            )
+        )
+    return tuple(out)
+
+
+_FRAME_PARTS = tuple(
+    _gated_parts(pattern, gates)
+    for (pattern, _, _), gates in zip(_FRAMES, _FRAME_GATES, strict=True)
+)
+# One scan per frame for any of its strings: most questions holding a frame key hold none.
+_FRAME_STRINGS = tuple(
+    re.compile("|".join(re.escape(s) for strings, _ in gates for s in strings))
+    for gates in _FRAME_GATES
+)
+
+
+def _frame_found(
+    parts: tuple[tuple[_Gate, int | None, _Gate], ...], lowered: str, topic: str
+) -> bool:
+    """Whether one of a frame's alternatives matches `topic` (ASCII; `lowered`: the question's
+    text in lower case, of which `topic` is what earlier frames left)."""
+    for holds, most, test in parts:
+        if holds(lowered) and (most is None or len(topic.split()) <= most) and test(topic):
+            return True
+    return False
+
+
 def _frames(text: str) -> tuple[str, set[str], list[str]]:
     """(topic words of `text`, its intents, cue words) — see _FRAMES."""
     topic, intents, cues = text, set(), []
-    present = set(_FRAME_KEY_RE.findall(text.lower()))
+    lowered = text.lower()
+    present = set(_FRAME_KEY_RE.findall(lowered))
     if not present:
         return text, intents, cues
-    for (pattern, intent, cue_words), keys in zip(_FRAMES, _FRAME_KEYS, strict=True):
-        if not present.isdisjoint(keys) and pattern.search(topic):
+    gated = text.isascii()  # re.I also folds a few non-ASCII letters ("ſ" is "s")
+    for (pattern, intent, cue_words), keys, strings, parts in zip(
+        _FRAMES, _FRAME_KEYS, _FRAME_STRINGS, _FRAME_PARTS, strict=True
+    ):
+        if present.isdisjoint(keys):
+            continue
+        if gated:
+            found = strings.search(lowered) is not None and _frame_found(parts, lowered, topic)
+        else:
+            found = pattern.search(topic) is not None
+        if found:
             if intent:
                 intents.add(intent)
             cues.extend(cue_words)

@@ -275,3 +275,82 @@ def test_a_question_prepared_without_concepts_finds_the_same(
         assert search(store, lean, 10) == search(store, full, 10)
         with_concepts += bool(full.concepts)
     assert with_concepts > len(questions) // 2
+
+
+def _frames_by_whole_patterns(text: str) -> tuple[str, set[str], list[str]]:
+    """retrieve._frames trying every frame's whole pattern (re.I) on every text."""
+    topic, intents, cues = text, set(), []
+    for pattern, intent, cue_words in retrieve._FRAMES:
+        if pattern.search(topic):
+            if intent:
+                intents.add(intent)
+            cues.extend(cue_words)
+            if intent != "definition" or "stand" in pattern.pattern:
+                topic = pattern.sub(" ", topic)
+    return retrieve._FRAME_WORDS.sub(" ", topic), intents, cues
+
+
+# Each alternative of each frame, at and just past the word limits of the anchored ones, in
+# several cases and spacings.
+FRAME_QUESTIONS = [
+    "How long is EMT training?",
+    "how many years of school",
+    "How often should vitals be checked",
+    "how much epinephrine",
+    "What percentage survive cardiac arrest?",
+    "what age can you become a paramedic",
+    "What does ALS stand for?",
+    "EMS stands for what",
+    "BVM is short for what",
+    "the abbreviation of BVM",
+    "What is an AED?",
+    "what is the a b ?",
+    "What is the a b c ?",
+    "what are  the X?",
+    "Who is   Dr. Who",
+    "WHO ARE paramedics",
+    "what is\tthis?",
+    "What is (are) Leukemia ?",
+    "What is (are) Hairy Cell Leukemia ?",
+    "Define triage",
+    "the definition of shock",
+    "the meaning of STEMI",
+    "What does CPR mean?",
+    "what does it mean to be an EMT",
+    "what do the lights show ?",
+    "WHAT DOES an   ECG MEASURE",
+    "What does a pulse oximeter measure exactly?",
+    "What does the pulse oximeter measure ?",
+    "how does an EMT differ from a paramedic",
+    "compare AEMT and EMT",
+    "a comparison of splints",
+    "EMT vs. paramedic",
+    "EMT versus paramedic",
+    "distinguishing croup from epiglottitis",
+    "What kind of drugs?",
+    "can you tell me the dose",
+    "is it true that aspirin helps",
+    "do you KNOW the dose",
+    "what causes asthma",
+    "whatever is the dose",
+    "somewhat long",
+    "What is é?",
+    "",
+]
+
+
+def test_frames_equal_their_whole_patterns(
+    shipped: tuple[Index, list[str]], request: pytest.FixtureRequest
+) -> None:
+    questions = FRAME_QUESTIONS + shipped[1]
+    if (SCIFACT / "queries.jsonl").is_file() or (SCIFACT / "queries.jsonl.gz").is_file():
+        questions += request.getfixturevalue("scifact")[1]
+    framed = 0
+    for question in questions:
+        for text in (question, question.upper(), question.lower()):
+            assert retrieve._frames(text) == _frames_by_whole_patterns(text), text
+            framed += bool(retrieve._frames(text)[1])
+    assert framed > 60
+    assert [len(parts) for parts in retrieve._FRAME_PARTS] == [
+        len(retrieve._top_level_parts(p.pattern)) for p, _, _ in retrieve._FRAMES
+    ]
