@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import threading
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 __all__ = ["MAX_WORKERS", "can_fork", "forked_slices", "usable_cores"]
 
 MAX_WORKERS = 8
-TASKS_PER_WORKER = 10  # slices a worker runs before a fresh one (forked anew) takes its place
+TASKS_PER_WORKER = 2  # slices a worker runs before a fresh one (forked anew) takes its place
 _T = TypeVar("_T")
 
 # What forked workers work on: set by the parent just before forking (fork shares it, no copy).
@@ -57,6 +58,9 @@ def forked_slices(
     slices = iter([(a, min(a + size, n)) for a in range(0, n, size)])
     with _LOCK:  # replacement workers are forked while the run lasts: _SHARED stays ours till then
         _SHARED = shared
+        # the workers' garbage collector would otherwise write to every object the parent had,
+        # making each page holding one the worker's own copy (Python's gc.freeze advice)
+        gc.freeze()
         try:
             pool = multiprocessing.get_context("fork").Pool(
                 workers, maxtasksperchild=TASKS_PER_WORKER
@@ -74,3 +78,4 @@ def forked_slices(
                     yield bounds, done
         finally:
             _SHARED = None
+            gc.unfreeze()
