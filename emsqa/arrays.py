@@ -51,9 +51,10 @@ def weighted_postings(
     """The postings of `terms` from term-major arrays (term t owns [ptr[t], ptr[t + 1]) of `rows`
     and `values`), each value times its term's weight: (spans, rows, float64 products), the
     terms' postings one after another in the order of `terms`."""
-    spans = list(zip(ptr[terms].tolist(), ptr[terms + 1].tolist(), strict=True))
-    at = np.concatenate([rows[a:b] for a, b in spans])
-    products = np.concatenate([values[a:b] for a, b in spans]) * np.repeat(
-        weights, [b - a for a, b in spans]
-    )
+    starts, ends = ptr[terms], ptr[terms + 1]
+    spans = list(zip(starts.tolist(), ends.tolist(), strict=True))
+    # joined straight into the dtypes used next: no narrow copy made only to be widened
+    at = np.concatenate([rows[a:b] for a, b in spans], dtype=np.intp)
+    products = np.concatenate([values[a:b] for a, b in spans], dtype=np.float64)
+    products *= np.repeat(weights, ends - starts)
     return spans, at, products
