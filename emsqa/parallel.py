@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 __all__ = ["MAX_WORKERS", "can_fork", "forked_slices", "usable_cores"]
 
 MAX_WORKERS = 8
-TASKS_PER_WORKER = 2  # slices a worker runs before a fresh one (forked anew) takes its place
+TASKS_PER_WORKER = 2  # slices a worker runs at least before a fresh one (forked anew) replaces it
+WORKER_LIVES = 16  # ... and at most this many workers in turn take each worker's place in a run
 _T = TypeVar("_T")
 
 # What forked workers work on: set by the parent just before forking (fork shares it, no copy).
@@ -49,22 +50,25 @@ def forked_slices(
     module-level function. A few slices are in flight at a time: results wait in memory only
     while the caller lags. One run at a time per process: do not start another in the loop.
 
-    A worker is replaced after TASKS_PER_WORKER slices. Reading the parent's objects writes
-    their reference counts, so each page a worker reads becomes its own copy: kept for the
-    whole build, those copies add up to the corpus again (1 GB at a million passages)."""
+    A worker is replaced after TASKS_PER_WORKER slices, or more on large runs so that it is
+    replaced at most WORKER_LIVES times. Reading the parent's objects writes their reference
+    counts, so each page a worker reads becomes its own copy: kept for the whole build, those
+    copies add up to the corpus again (1 GB at a million passages). But each fork costs in
+    proportion to the parent's memory: at a million passages, a fresh worker every 2 slices
+    made the build 30% slower."""
     global _SHARED
     import multiprocessing
 
     slices = iter([(a, min(a + size, n)) for a in range(0, n, size)])
+    n_slices = -(-n // size)
+    per_worker = max(TASKS_PER_WORKER, -(-n_slices // (workers * WORKER_LIVES)))
     with _LOCK:  # replacement workers are forked while the run lasts: _SHARED stays ours till then
         _SHARED = shared
         # the workers' garbage collector would otherwise write to every object the parent had,
         # making each page holding one the worker's own copy (Python's gc.freeze advice)
         gc.freeze()
         try:
-            pool = multiprocessing.get_context("fork").Pool(
-                workers, maxtasksperchild=TASKS_PER_WORKER
-            )
+            pool = multiprocessing.get_context("fork").Pool(workers, maxtasksperchild=per_worker)
             with pool:
                 pending: deque[tuple[tuple[int, int], Any]] = deque()
                 for bounds in itertools.islice(slices, 2 * workers):
