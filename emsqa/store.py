@@ -463,11 +463,12 @@ def build_store(
 ) -> Store:
     """Index `passages`: count their terms, weight them with scikit-learn's TF-IDF, store the postings.
 
-    Terms are counted by emsqa.counting (the terms of Analyzer.fields(), counted with numpy).
-    scikit-learn's TfidfTransformer gives the smoothed IDF ln((1 + n) / (1 + df)) + 1, which never
+    Terms are counted by emsqa.counting (the terms of Analyzer.fields(), counted with numpy). The
+    IDF is scikit-learn's TfidfTransformer's smoothed ln((1 + n) / (1 + df)) + 1, which never
     reaches zero: a term found in every passage still counts. With weighting="bm25" each term's
-    weight is then idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avglen)); with "tfidf" the
-    transformer's sublinear tf * idf, l2-normalised per passage.
+    weight is then idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avglen)), the idf computed
+    by _smooth_idf exactly as the transformer's fit does; with "tfidf" the transformer itself
+    gives the sublinear tf * idf, l2-normalised per passage.
 
     Passages are counted in runs of _CHUNK by `workers` forked processes (default: every core from
     PARALLEL_FROM passages on, else one; the result is the same). From RARE_BIGRAMS_FROM passages
@@ -479,7 +480,6 @@ def build_store(
     if not passages:
         raise IndexStateError("nothing to index: the documents produced no passages")
     from scipy import sparse
-    from sklearn.feature_extraction.text import TfidfTransformer
 
     n = len(passages)
     if workers is None:
@@ -502,14 +502,8 @@ def build_store(
     x = sparse.csr_matrix((counts.data, counts.indices, counts.indptr), shape=(n, len(hashes)))
     del counts  # x holds the counts now: once x goes, so do they (a large build's peak)
     release_free_memory()  # what the runs' counts took while they were merged
-    tfidf = TfidfTransformer(
-        norm="l2" if settings.weighting == "tfidf" else None,
-        use_idf=True,
-        smooth_idf=True,
-        sublinear_tf=settings.weighting == "tfidf",
-    )
     if settings.weighting == "bm25":
-        idf = tfidf.fit(x).idf_.astype(np.float32)
+        idf = _smooth_idf(_document_frequency(x.indices, x.shape[1]), n)
         avg = float(lengths.mean()) or 1.0
         row_norm = settings.k1 * (1 - settings.b + settings.b * lengths / avg)
         # in slices of rows, so the temporaries stay small on large corpora (same arithmetic)
@@ -523,6 +517,9 @@ def build_store(
             ).astype(np.float32)
         del tf, row_of
     else:
+        from sklearn.feature_extraction.text import TfidfTransformer
+
+        tfidf = TfidfTransformer(norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=True)
         x = tfidf.fit_transform(x).tocsr().astype(np.float32)  # norms count every term
         idf = tfidf.idf_.astype(np.float32)
         x = _drop_rare_bigrams(x, n_words, settings)
@@ -530,7 +527,7 @@ def build_store(
 
     # term-major postings in hash order, scattered from x a slice of rows at a time: no second
     # copy of the matrix (a whole-matrix tocsc() held both, the build's largest peak)
-    df = np.bincount(x.indices, minlength=x.shape[1])
+    df = _document_frequency(x.indices, x.shape[1])
     kept = np.flatnonzero(df > 0)  # every term but the dropped bigrams
     order = kept[np.argsort(hashes[kept], kind="stable")]
     hashes = hashes[order]
@@ -583,6 +580,29 @@ def build_store(
         name=name,
         fingerprint=fingerprint,
     )
+
+
+def _document_frequency(indices: np.ndarray, n_terms: int) -> np.ndarray:
+    """How many passages hold each term, from a CSR matrix's column numbers (one per passage and
+    term). Counted in slices: np.bincount widens int32 numbers to 64 bits first, which for the
+    whole array at once costs 880 MB at a million passages."""
+    df = np.zeros(n_terms, dtype=np.int64)
+    for a in range(0, len(indices), _GATHER):
+        df += np.bincount(indices[a : a + _GATHER], minlength=n_terms)
+    return df
+
+
+def _smooth_idf(df: np.ndarray, n: int) -> np.ndarray:
+    """float32 ln((1 + n) / (1 + df)) + 1 for `n` passages, computed step by step as
+    scikit-learn's TfidfTransformer(smooth_idf=True).fit does on float32 counts, so the bits are
+    the same (tested), without its fit's whole-matrix np.bincount (see _document_frequency)."""
+    plus_one = df.astype(np.float32)
+    plus_one += 1.0
+    idf = np.full_like(plus_one, fill_value=n + 1, dtype=np.float32)
+    idf /= plus_one
+    np.log(idf, out=idf)
+    idf += 1.0
+    return idf
 
 
 def _row_slices(indptr: np.ndarray, entries: int) -> Iterator[tuple[int, int]]:

@@ -402,3 +402,24 @@ def test_workers_are_the_usable_cores_up_to_eight(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # as on macOS and Windows
     monkeypatch.setattr(os, "cpu_count", lambda: None)
     assert parallel.usable_cores() == 1
+
+
+@pytest.mark.parametrize("n_passages", [1, 7, 300, 5000])
+def test_idf_is_scikit_learns_bit_for_bit(n_passages: int) -> None:
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    from emsqa.store import _document_frequency, _smooth_idf
+
+    rng = np.random.default_rng(n_passages)
+    counts = sparse.random(
+        n_passages, 400, density=0.05, format="csr", dtype=np.float32, random_state=rng
+    )
+    counts.data = np.ceil(counts.data * 5).astype(np.float32)
+    counts.indices = counts.indices.astype(np.int32)
+    expected = TfidfTransformer(norm=None, smooth_idf=True).fit(counts).idf_
+    df = _document_frequency(counts.indices, counts.shape[1])
+    assert df.tolist() == np.bincount(counts.indices, minlength=400).tolist()
+    got = _smooth_idf(df, n_passages)
+    assert got.dtype == np.float32
+    assert got.tobytes() == expected.astype(np.float32).tobytes()
