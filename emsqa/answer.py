@@ -146,6 +146,9 @@ class _Candidate:
     text: str
     terms: frozenset[str]
     score: float
+    on_topic: bool = (
+        True  # holds a question concept (or opens with "It"/"This" after one that does)
+    )
 
 
 def coverage(pq: PreparedQuery, terms: frozenset[str] | set[str]) -> float:
@@ -379,7 +382,18 @@ def _candidates(
                 for c, (_, alts) in zip(u.covered, pq.concepts, strict=True)
             ]
             score += FAMILY_WEIGHT * _share(weights, kin)
-        if tokens and tokens[0] in _ANAPHORS:
+        else:
+            kin = []
+        anaphoric = bool(tokens) and tokens[0] in _ANAPHORS
+        holds_kind = bool(kind) and _holds_kind(kind, display, question_words)
+        # a figure or a date for "how long"/"when" is on topic too: paraphrases share no words
+        on_topic = (
+            own > 0
+            or any(kin)
+            or (anaphoric and joint > 0)
+            or (holds_kind and kind in ("quantity", "time"))
+        )
+        if anaphoric:
             score += ANAPHOR_WEIGHT * (joint - own)
         score += CONTEXT_WEIGHT * contexts[p.id] + PASSAGE_WEIGHT * (u.hit.score / best)
         # An answer tells something new: a sentence made only of the question's words
@@ -396,7 +410,7 @@ def _candidates(
         if "quantity" in pq.intents:
             score += 0.2 if _NUMBER.search(display) else -0.1
             score += 0.1 if pq.cues & terms else 0.0
-        if kind and _holds_kind(kind, display, question_words):
+        if holds_kind:
             score += ANSWER_TYPE_WEIGHT
         if "definition" in pq.intents and _DEFINITION.search(display):
             score += 0.1
@@ -412,7 +426,9 @@ def _candidates(
             score -= 0.3
         elif words > 70:
             score -= LONG_PENALTY
-        out.append(_Candidate(u.hit, p.start + u.start, p.start + u.end, display, terms, score))
+        out.append(
+            _Candidate(u.hit, p.start + u.start, p.start + u.end, display, terms, score, on_topic)
+        )
     return out
 
 
@@ -684,7 +700,9 @@ def _choose(
     for c in ranked[1:]:
         if len(chosen) >= limit:
             break
-        if c in chosen or c.score < FILL_SHARE * top or similar(c):
+        # a sentence holding none of the question's words does not join an answer to it, however
+        # well its passage scores (in a one-passage index every sentence shares that score)
+        if c in chosen or c.score < FILL_SHARE * top or not c.on_topic or similar(c):
             continue
         chosen.append(c)
     chosen = chosen[:limit]
@@ -693,7 +711,12 @@ def _choose(
     sources = {c.hit.passage.id for c in chosen}
     if len(sources) == 1:
         other = next((c for c in ranked if c.hit.passage.id not in sources), None)
-        if other is not None and other.score >= SECOND_SOURCE_SHARE * top and not similar(other):
+        if (
+            other is not None
+            and other.score >= SECOND_SOURCE_SHARE * top
+            and other.on_topic
+            and not similar(other)
+        ):
             chosen = [*chosen[: limit - 1], other]
     return chosen
 

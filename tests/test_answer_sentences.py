@@ -286,3 +286,30 @@ def test_the_shipped_corpus_says_what_a_paramedic_is_first() -> None:
 
     first = default_index().ask("What is a paramedic?").sentences[0]
     assert first.text.startswith("A paramedic is a healthcare professional")
+
+
+# ------------------------------------------------------------------------------- further sentences
+
+
+def test_a_sentence_holding_no_question_word_does_not_join_the_answer() -> None:
+    # one passage: every sentence shares its retrieval score, so only the words tell them apart
+    notes = _doc(
+        "Roe v. Wade was decided in 1973. The ruling was later overturned. "
+        "A tourniquet stops severe limb bleeding. Apply it two inches above the wound.",
+        title="Notes",
+    )
+    texts = [s.text for s in _ask([notes], "Where do I apply a tourniquet?").sentences]
+    assert "Apply it two inches above the wound." in texts
+    assert not any("Roe" in t or "ruling" in t for t in texts)
+
+
+def test_a_figure_for_a_how_long_question_may_join_without_its_words() -> None:
+    # the figure shares no word with the question and follows the sentence that does
+    shifts = _doc(
+        "A typical ambulance crew has two members, and crews work for several hours. "
+        "Many services use 12-hour or 24-hour shifts.",
+        title="Crews",
+    )
+    answer = _ask([shifts], "How long is a typical work stretch for ambulance crews?")
+    assert answer.sentences[0].text.startswith("A typical ambulance crew")
+    assert any("24-hour" in s.text for s in answer.sentences[1:])
