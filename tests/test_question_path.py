@@ -335,6 +335,9 @@ FRAME_QUESTIONS = [
     "whatever is the dose",
     "somewhat long",
     "What is é?",
+    "What is an EMT?",
+    "how many hours does it take",
+    "EMT vs paramedic",
     "",
 ]
 
@@ -351,6 +354,9 @@ def test_frames_equal_their_whole_patterns(
             assert retrieve._frames(text) == _frames_by_whole_patterns(text), text
             framed += bool(retrieve._frames(text)[1])
     assert framed > 60
+    # no prefilter key begins another (the scan reports the first key found at each place)
+    keys = {k for ks in retrieve._FRAME_KEYS for k in ks} | retrieve._FRAME_WORD_KEYS
+    assert not [(a, b) for a in keys for b in keys if a != b and b.startswith(a)]
     assert [len(parts) for parts in retrieve._FRAME_PARTS] == [
         len(retrieve._top_level_parts(p.pattern)) for p, _, _ in retrieve._FRAMES
     ]

@@ -275,42 +275,6 @@ def test_an_index_keyed_by_an_older_term_hash_still_answers(
         assert reopened.search(question, k=5) == shipped.search(question, k=5)
 
 
-def _frames_by_patterns_alone(text: str) -> tuple[str, set[str], list[str]]:
-    """retrieve._frames without its keyword prefilter: every pattern is tried."""
-    topic, intents, cues = text, set(), []
-    for pattern, intent, cue_words in retrieve._FRAMES:
-        if pattern.search(topic):
-            if intent:
-                intents.add(intent)
-            cues.extend(cue_words)
-            if intent != "definition" or "stand" in pattern.pattern:
-                topic = pattern.sub(" ", topic)
-    return retrieve._FRAME_WORDS.sub(" ", topic), intents, cues
-
-
-def test_frame_prefilter_changes_no_question(shipped: Index) -> None:
-    keys = {k for ks in retrieve._FRAME_KEYS for k in ks} | retrieve._FRAME_WORD_KEYS
-    assert not [(a, b) for a in keys for b in keys if a != b and b.startswith(a)]
-    extra = [
-        "What is an EMT?",
-        "What does ALS stand for?",
-        "how many hours does it take",
-        "EMT vs paramedic",
-        "Define triage",
-        "What kind of drugs?",
-        "do you KNOW the dose",
-        "What percentage survive?",
-        "WHO are paramedics",
-        "the meaning of STEMI",
-        "compare AEMT and EMT",
-        "",
-    ]
-    questions = _questions() + extra
-    assert sum(bool(retrieve._frames(q)[1]) for q in questions) > 20  # frames do fire
-    for q in questions:
-        assert retrieve._frames(q) == _frames_by_patterns_alone(q), q
-
-
 def test_passages_read_from_the_arrays_equal_the_split_passages(shipped: Index) -> None:
     from dataclasses import asdict
 
