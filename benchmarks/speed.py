@@ -495,7 +495,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "'interleaved': both saved indexes loaded in one fresh process and asked each question in "
         "turn (the first to answer alternates), same rounds, so bursts of noise fall on both",
         "- peak RSS: the whole build + save + load + query process; when forked build workers "
-        "(emsqa from 50,000 passages on) run, the process tree's summed PSS sampled every 0.5 s "
+        "(emsqa from 10,000 passages or 5,000 documents on) run, the process tree's summed PSS sampled every 0.5 s "
         "counts if higher; serve RSS: a fresh process "
         f"that only opens the saved index and answers {SERVE_QUESTIONS} questions",
         f"- {environment_note()}",

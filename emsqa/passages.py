@@ -394,8 +394,9 @@ def split_document(
     return _split(doc, settings)
 
 
-PARALLEL_SPLIT_FROM = 50_000  # documents: from here on, forked workers find the passages
-_SPLIT_CHUNK = 5_000  # documents per unit of parallel work
+PARALLEL_SPLIT_FROM = 5_000  # documents: from here on, forked workers find the passages
+_SPLIT_CHUNK = 5_000  # documents per unit of parallel work at most ...
+_SPLIT_SHARES = 4  # ... and fewer on smaller lists: at least this many units per worker
 
 
 def _split_slice(
@@ -436,7 +437,8 @@ def split_documents(
         if not isinstance(doc, Document):
             raise UsageError(f"split_document needs a Document, not {type(doc).__name__}")
     work = (docs, settings)
-    for (a, b), spans in forked_slices(_split_slice, work, len(docs), _SPLIT_CHUNK, workers):
+    size = max(1, min(_SPLIT_CHUNK, -(-len(docs) // (_SPLIT_SHARES * workers))))
+    for (a, b), spans in forked_slices(_split_slice, work, len(docs), size, workers):
         for doc, doc_spans in zip(docs[a:b], spans, strict=True):
             passages.extend(_passages_of(doc, doc_spans))
     return passages

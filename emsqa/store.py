@@ -385,7 +385,7 @@ def _surface_words(
 _WEIGHT_ROWS = 4_000  # passages weighted at a time (bounds the temporaries)
 _GATHER = 1_000_000  # postings renumbered into hash order at a time
 _SCATTER = 250_000  # postings at least scattered into term order at a time (bounds temporaries)
-PARALLEL_FROM = 50_000  # passages: from here on, passages are counted by forked worker processes
+PARALLEL_FROM = 10_000  # passages: from here on, passages are counted by forked worker processes
 RARE_BIGRAMS_FROM = 50_000  # passages: from here on, bigrams found in one passage only are dropped
 _CHUNK = 2_000  # passages per unit of work (and per progress report)
 
