@@ -53,9 +53,9 @@ __all__ = [
 ]
 
 # 3: postings in the narrowest dtypes that hold them, weights as 16-bit steps of a per-term scale
-#    (post_scale), bigrams keyed by their
-#    words' keys, no term strings and no df (the postings' lengths); 2: every term keyed by the
-#    "term_hash" the manifest names; 1: BLAKE2b. All three are read.
+#    (post_scale), bigrams keyed by their words' keys, no term strings and no df (the postings'
+#    lengths); 2: every term keyed by the "term_hash" the manifest names; 1: BLAKE2b. All three
+#    are read.
 FORMAT_VERSION = 3
 FORMAT_NAME = "emsqa-index"
 MANIFEST = "manifest.json"
@@ -439,8 +439,7 @@ def _drop_rare_bigrams(x: Any, n_words: int, settings: IndexSettings) -> Any:
     """`x` without bigrams found in a single passage, from RARE_BIGRAMS_FROM passages on."""
     if not _drops_rare_bigrams(x.shape[0], settings):
         return x
-    df = np.bincount(x.indices, minlength=x.shape[1])
-    rare = df == 1
+    rare = _document_frequency(x.indices, x.shape[1]) == 1
     rare[:n_words] = False
     x.data[rare[x.indices]] = 0
     x.eliminate_zeros()
@@ -503,7 +502,9 @@ def build_store(
     del counts  # x holds the counts now: once x goes, so do they (a large build's peak)
     release_free_memory()  # what the runs' counts took while they were merged
     if settings.weighting == "bm25":
-        idf = _smooth_idf(_document_frequency(x.indices, x.shape[1]), n)
+        # weighting below keeps every entry (weights > 0), so these counts stay the postings'
+        df = _document_frequency(x.indices, x.shape[1])
+        idf = _smooth_idf(df, n)
         avg = float(lengths.mean()) or 1.0
         row_norm = settings.k1 * (1 - settings.b + settings.b * lengths / avg)
         # in slices of rows, so the temporaries stay small on large corpora (same arithmetic)
@@ -523,11 +524,11 @@ def build_store(
         x = tfidf.fit_transform(x).tocsr().astype(np.float32)  # norms count every term
         idf = tfidf.idf_.astype(np.float32)
         x = _drop_rare_bigrams(x, n_words, settings)
+        df = _document_frequency(x.indices, x.shape[1])
     del lengths
 
     # term-major postings in hash order, scattered from x a slice of rows at a time: no second
     # copy of the matrix (a whole-matrix tocsc() held both, the build's largest peak)
-    df = _document_frequency(x.indices, x.shape[1])
     kept = np.flatnonzero(df > 0)  # every term but the dropped bigrams
     order = kept[np.argsort(hashes[kept], kind="stable")]
     hashes = hashes[order]
