@@ -146,9 +146,9 @@ class _Candidate:
     text: str
     terms: frozenset[str]
     score: float
-    on_topic: bool = (
-        True  # holds a question concept (or opens with "It"/"This" after one that does)
-    )
+    # holds a question concept (or a word of its family, or the figure or date asked for, or opens
+    # with "It"/"This" after a sentence that holds one): only such sentences fill an answer
+    on_topic: bool
 
 
 def coverage(pq: PreparedQuery, terms: frozenset[str] | set[str]) -> float:

@@ -59,9 +59,9 @@ def forked_slices(
     global _SHARED
     import multiprocessing
 
-    slices = iter([(a, min(a + size, n)) for a in range(0, n, size)])
-    n_slices = -(-n // size)
-    per_worker = max(TASKS_PER_WORKER, -(-n_slices // (workers * WORKER_LIVES)))
+    bounds_all = [(a, min(a + size, n)) for a in range(0, n, size)]
+    per_worker = max(TASKS_PER_WORKER, -(-len(bounds_all) // (workers * WORKER_LIVES)))
+    slices = iter(bounds_all)
     with _LOCK:  # replacement workers are forked while the run lasts: _SHARED stays ours till then
         _SHARED = shared
         # the workers' garbage collector would otherwise write to every object the parent had,

@@ -375,9 +375,13 @@ def _passages_of(doc: Document, spans: list[tuple[int, int, str]]) -> list[Passa
     ]
 
 
-def _split(doc: Document, settings: SplitSettings) -> list[Passage]:
+def _require_document(doc: object) -> None:
     if not isinstance(doc, Document):
         raise UsageError(f"split_document needs a Document, not {type(doc).__name__}")
+
+
+def _split(doc: Document, settings: SplitSettings) -> list[Passage]:
+    _require_document(doc)
     return _passages_of(doc, _spans(doc, settings))
 
 
@@ -434,8 +438,7 @@ def split_documents(
             passages.extend(_split(doc, settings))
         return passages
     for doc in docs:  # one clear error before any work, not a worker's
-        if not isinstance(doc, Document):
-            raise UsageError(f"split_document needs a Document, not {type(doc).__name__}")
+        _require_document(doc)
     work = (docs, settings)
     size = max(1, min(_SPLIT_CHUNK, -(-len(docs) // (_SPLIT_SHARES * workers))))
     for (a, b), spans in forked_slices(_split_slice, work, len(docs), size, workers):
