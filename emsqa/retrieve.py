@@ -539,11 +539,12 @@ def prepare(
     weights = [float(w) for w in map(acc.weights.__getitem__, terms)]
     if store.settings.idf == "bm25":  # the postings carry the smooth idf: trade it for BM25's
         ptr = store.post_ptr
+        smooth = store.idf_of(np.maximum(ids, 0)).tolist()
         for j, i in enumerate(id_list):
             if i >= 0:
                 df = float(ptr[i + 1]) - float(ptr[i])  # passages holding the term
                 bm25_idf = math.log1p((store.n_passages - df + 0.5) / (df + 0.5))
-                weights[j] *= bm25_idf / float(store.idf[i])
+                weights[j] *= bm25_idf / smooth[j]
     weighed = _weigh_concepts(store, acc.concepts, terms, ids) if acc.concepts else []
     # frozen dataclasses made without their field-by-field __init__ (every field given, typed)
     query = _unchecked(
@@ -580,7 +581,7 @@ def _weigh_concepts(
     """Each concept's scale times the idf of its rarest term (terms outside `terms`, or which the
     index lacks, count as rarer than any); concepts without alternatives are left out."""
     idf_max = float(math.log(1 + store.n_passages) + 1)
-    found_idf = store.idf[np.maximum(ids, 0)].tolist() if len(ids) else []
+    found_idf = store.idf_of(np.maximum(ids, 0)).tolist() if len(ids) else []
     idf = {
         t: (v if i >= 0 else idf_max)
         for t, i, v in zip(terms, ids.tolist(), found_idf, strict=True)
@@ -605,7 +606,7 @@ def _query_weights(store: Store, pq: PreparedQuery) -> tuple[np.ndarray, np.ndar
         ids, w = ids[mask], w[mask]
     if store.settings.weighting == "tfidf" and len(ids):
         # sublinear tf like the passages (1 + ln tf for whole counts; fractional weights stay linear)
-        w = np.where(w >= 1, 1 + np.log(np.maximum(w, 1.0)), w) * store.idf[ids]
+        w = np.where(w >= 1, 1 + np.log(np.maximum(w, 1.0)), w) * store.idf_of(ids)
         norm = float(np.sqrt((w * w).sum())) or 1.0
         w = w / norm
     if store.post_scale is not None:  # postings hold steps of each term's scale

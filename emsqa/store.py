@@ -56,7 +56,7 @@ __all__ = [
 #    (post_scale), bigrams keyed by their words' keys, no term strings and no df (the postings'
 #    lengths); 2: every term keyed by the "term_hash" the manifest names; 1: BLAKE2b. All three
 #    are read.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 FORMAT_NAME = "emsqa-index"
 MANIFEST = "manifest.json"
 _FULL_DIGEST_LIMIT = 64 * 2**20  # arrays above this are checked by size and a head/tail digest
@@ -240,7 +240,6 @@ class Store:
 
     settings: IndexSettings
     term_hash: np.ndarray  # uint64, sorted
-    idf: np.ndarray  # float32
     post_ptr: np.ndarray  # uint32 (int64 from 2**32 postings on), n_terms + 1
     post_idx: np.ndarray  # uint16 passage numbers (int32 from 65,535 passages on), term-major
     post_w: np.ndarray  # uint16 steps of the term's post_scale (float32 weights in format 2)
@@ -260,6 +259,8 @@ class Store:
     terms: StringTable | None = None
     # float32, per term: a posting's weight is post_w * post_scale[term] (None: post_w are weights)
     post_scale: np.ndarray | None = None
+    # float32, per term: the idf as formats 1-3 saved it (None: derived from the postings' lengths)
+    saved_idf: np.ndarray | None = None
     # emsqa.fusion's arrays, when the settings turn it on: character n-gram keys (sorted), idf and
     # postings; each passage's neighbours and their weights (passages x NEIGHBOURS, flattened)
     sub_hash: np.ndarray | None = None
@@ -303,6 +304,22 @@ class Store:
         if df is None:
             df = self.cache["df"] = np.diff(self.post_ptr).astype(np.int32)
         return df
+
+    def idf_of(self, terms: np.ndarray) -> np.ndarray:
+        """float32 smoothed idf of term numbers `terms`, ln((1 + n) / (1 + df)) + 1: computed from
+        the lengths of their postings (the bits of the build's, which are not saved)."""
+        if self.saved_idf is not None:
+            return self.saved_idf[terms]
+        ptr = self.post_ptr
+        return _smooth_idf(ptr[terms + 1] - ptr[terms], self.n_passages)
+
+    @property
+    def idf(self) -> np.ndarray:
+        """idf_of() every term (computed once, when asked)."""
+        idf = self.cache.get("idf")
+        if idf is None:
+            idf = self.cache["idf"] = self.idf_of(np.arange(self.n_terms))
+        return idf
 
     def lookup(self, terms: Sequence[str]) -> np.ndarray:
         """Term numbers of `terms` (-1 where a term is not in the index)."""
@@ -562,7 +579,6 @@ def build_store(
         settings=settings,
         term_hash=hashes,
         terms=names.take(order) if names is not None else None,
-        idf=idf[order],
         post_ptr=post_ptr.astype(_pointer_dtype(len(post_idx))),
         post_idx=post_idx,
         post_w=post_w,
@@ -685,11 +701,11 @@ def _passage_dtype(n_passages: int) -> type[np.integer[Any]]:
 
 # --- persistence -------------------------------------------------------------------------------
 
-_ARRAYS = ("term_hash", "idf", "post_ptr", "post_idx", "post_w",
+_ARRAYS = ("term_hash", "post_ptr", "post_idx", "post_w",
            "p_doc", "p_start", "p_end", "p_ordinal", "p_section")  # fmt: skip
 _TABLES = ("p_text", "doc_ids", "doc_titles", "doc_sources", "sections")
-_DTYPES: dict[str, tuple[str, ...]] = {  # the dtypes each array may have (format 3)
-    "term_hash": ("uint64",), "idf": ("float32",), "post_ptr": ("uint32", "int64"),
+_DTYPES: dict[str, tuple[str, ...]] = {  # the dtypes each array may have (format 4)
+    "term_hash": ("uint64",), "post_ptr": ("uint32", "int64"),
     "post_idx": ("uint16", "int32"), "post_w": ("uint16",), "p_doc": ("int32",),
     "p_start": ("int64",), "p_end": ("int64",), "p_ordinal": ("int32",), "p_section": ("int32",),
 }  # fmt: skip
@@ -959,6 +975,8 @@ def _load_generation(root: Path, mmap: bool | None) -> Store:
     arrays.update({name: get(name, dtypes) for name, dtypes in _OPTIONAL.items() if name in files})
     if not old:
         arrays["post_scale"] = get("post_scale", ("float32",))
+    if manifest["format_version"] < 4:  # formats 1-3 saved the idf
+        arrays["saved_idf"] = get("idf", ("float32",))
     tables = {
         name: StringTable(get(f"{name}.blob", ("uint8",)), get(f"{name}.offsets", ("int64",)))
         for name in _TABLES
@@ -1011,8 +1029,8 @@ def _check_consistency(store: Store, counts: dict[str, Any], root: Path) -> None
         problems.append("term counts differ from the manifest")
     n = store.n_terms
     if (
-        len(store.idf) != n
-        or len(store.post_ptr) != n + 1
+        len(store.post_ptr) != n + 1
+        or (store.saved_idf is not None and len(store.saved_idf) != n)
         or (store.post_scale is not None and len(store.post_scale) != n)
     ):
         problems.append("term arrays have different lengths")

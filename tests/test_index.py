@@ -6,6 +6,7 @@ import itertools
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,7 +113,8 @@ def test_save_load_round_trip(index: Index, tmp_path) -> None:
         ]
         assert loaded.ask(q).to_dict() == index.ask(q).to_dict()
     manifest = json.loads((tmp_path / "idx" / MANIFEST).read_text())
-    assert manifest["format_version"] == 3
+    assert manifest["format_version"] == 4
+    assert not (tmp_path / "idx" / manifest["data"] / "idf.npy").exists()  # derived on loading
     assert set(manifest["versions"]) == {"emsqa", "scikit-learn", "numpy"}
     assert manifest["settings"]["weighting"] == "bm25"
     assert "stop_words" in manifest["analyzer"]
@@ -198,6 +200,44 @@ def test_saving_where_a_file_is_in_the_way_is_one_clear_error(index: Index, tmp_
         index.save(tmp_path / "plainfile")
 
 
+def _with_saved_idf(folder: Path, idf: np.ndarray) -> dict:
+    """The manifest of the index in `folder` once an idf.npy is added, as formats 1-3 saved it."""
+    from emsqa.store import _file_digest
+
+    manifest = json.loads((folder / MANIFEST).read_text("utf-8"))
+    path = folder / manifest["data"] / "idf.npy"
+    np.save(path, idf)
+    manifest["files"]["idf"] = {"bytes": path.stat().st_size, "digest": _file_digest(path)}
+    return manifest
+
+
+@pytest.mark.parametrize("weighting", ["bm25", "tfidf"])
+def test_an_index_of_format_3_reads_its_saved_idf(
+    small_docs: list[Document], weighting: str, tmp_path: Path
+) -> None:
+    """Format 3 saved each term's idf; format 4 derives it from the postings' lengths."""
+    from emsqa.store import _checksum, save_store
+
+    index = Index.build(small_docs, weighting=weighting)
+    store = index.store_
+    assert store is not None and store.saved_idf is None
+    df = np.diff(store.post_ptr.astype(np.int64))
+    n = store.n_passages
+    assert store.idf.dtype == np.float32
+    assert store.idf == pytest.approx(np.log((1 + n) / (1 + df)) + 1, rel=1e-6)
+    ids = np.array([3, 0, 3, store.n_terms - 1])
+    assert store.idf_of(ids).tobytes() == store.idf[ids].tobytes()
+
+    folder = save_store(store, tmp_path / "v3")
+    saved = np.full(store.n_terms, 2.5, dtype=np.float32)  # what a format 3 file would hold
+    manifest = _with_saved_idf(folder, saved)
+    manifest["format_version"] = 3
+    manifest["checksum"] = _checksum(manifest)
+    (folder / MANIFEST).write_text(json.dumps(manifest), "utf-8")
+    loaded = Index.load(folder).store_
+    assert loaded is not None and loaded.idf_of(ids).tolist() == [2.5] * 4
+
+
 def test_an_index_of_format_2_still_answers(index: Index, tmp_path) -> None:
     """Format 2 kept wider postings (int64 / int32 / float32) plus df and the term strings."""
     import dataclasses
@@ -217,7 +257,7 @@ def test_an_index_of_format_2_still_answers(index: Index, tmp_path) -> None:
         cache={},
     )
     folder = save_store(wide, tmp_path / "v2")
-    manifest = json.loads((folder / MANIFEST).read_text("utf-8"))
+    manifest = _with_saved_idf(folder, store.idf)
     manifest["format_version"] = 2
     manifest["checksum"] = _checksum(manifest)
     (folder / MANIFEST).write_text(json.dumps(manifest), "utf-8")

@@ -140,7 +140,7 @@ def test_truncated_array(saved: Path, name: str) -> None:
     refused(saved, str(path), "truncated or was modified")
 
 
-@pytest.mark.parametrize("name", ["post_idx", "idf", "p_text.blob"])
+@pytest.mark.parametrize("name", ["post_idx", "post_scale", "p_text.blob"])
 def test_truncated_array_with_its_digest_updated(saved: Path, name: str) -> None:
     path = array_path(saved, name)
     data = path.read_bytes()
@@ -232,9 +232,9 @@ def test_format_version_of_the_wrong_type(saved: Path, version: object) -> None:
 
 
 def test_array_of_another_dtype(saved: Path) -> None:
-    path = array_path(saved, "idf")
+    path = array_path(saved, "post_scale")
     np.save(path, np.load(path).astype(np.float64), allow_pickle=False)
-    redigest(saved, "idf")
+    redigest(saved, "post_scale")
     refused(saved, str(path), "unexpected array")
 
 
@@ -289,7 +289,7 @@ def test_the_payload_is_live(tmp_path: Path) -> None:
     assert marker.exists()
 
 
-@pytest.mark.parametrize("name", ["idf", "term_hash", "p_text.blob", "doc_ids.offsets"])
+@pytest.mark.parametrize("name", ["post_scale", "term_hash", "p_text.blob", "doc_ids.offsets"])
 def test_npy_holding_python_objects_is_refused_without_unpickling(
     saved: Path, tmp_path: Path, name: str
 ) -> None:
@@ -355,7 +355,7 @@ def damage_each_way(folder: Path) -> Iterator[tuple[str, Path, str]]:
     """(what, damaged folder, text its error must show), one fresh copy per damage."""
     cases: dict[str, Callable[[Path], str]] = {
         "missing manifest": lambda f: ((f / MANIFEST).unlink(), MANIFEST)[1],
-        "missing array": lambda f: (array_path(f, "idf").unlink(), "idf.npy")[1],
+        "missing array": lambda f: (array_path(f, "post_w").unlink(), "post_w.npy")[1],
         "truncated array": lambda f: (
             array_path(f, "p_end").write_bytes(array_path(f, "p_end").read_bytes()[:-8]),
             "p_end.npy",
@@ -486,8 +486,8 @@ def test_damaged_shipped_cache_is_rebuilt(shipped_copy: Path, tmp_path: Path, da
     elif damage == "array":
         array_path(folder, "post_w").write_bytes(b"\x93NUMPY")
     else:
-        np.save(array_path(folder, "idf"), object_array(marker), allow_pickle=True)
-        redigest(folder, "idf")
+        np.save(array_path(folder, "post_scale"), object_array(marker), allow_pickle=True)
+        redigest(folder, "post_scale")
     api.default_index.cache_clear()
     assert api.default_index().ask(QUESTION).to_dict() == expected
     assert_loads_and_answers_shipped(folder)

@@ -255,7 +255,6 @@ def test_an_index_keyed_by_an_older_term_hash_still_answers(
         store,
         term_hash=old[order],
         terms=StringTable.of([terms[t] for t in order]),
-        idf=store.idf[order],
         post_ptr=ptr,
         post_idx=store.post_idx[gather],
         post_w=store.post_w[gather],
