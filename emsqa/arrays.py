@@ -9,6 +9,10 @@ import numpy as np
 
 __all__ = ["release_free_memory", "sorted_unique", "weighted_postings"]
 
+# postings per term (on average) from which weighted_postings scales each term's run in place:
+# below it one np.repeat of the weights costs less than a Python step per term
+_SCALE_IN_PLACE_FROM = 1_000
+
 
 def release_free_memory() -> None:
     """Return freed heap pages to the system (Linux with glibc; elsewhere nothing is done).
@@ -56,5 +60,11 @@ def weighted_postings(
     # joined straight into the dtypes used next: no narrow copy made only to be widened
     at = np.concatenate([rows[a:b] for a, b in spans], dtype=np.intp)
     products = np.concatenate([values[a:b] for a, b in spans], dtype=np.float64)
-    products *= np.repeat(weights, ends - starts)
+    if len(products) < _SCALE_IN_PLACE_FROM * len(spans):
+        products *= np.repeat(weights, ends - starts)
+    else:  # long postings: each term's run scaled in place, without a repeated-weights array
+        end = 0
+        for (a, b), w in zip(spans, weights.tolist(), strict=True):
+            begin, end = end, end + b - a
+            products[begin:end] *= w
     return spans, at, products

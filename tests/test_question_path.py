@@ -360,3 +360,39 @@ def test_frames_equal_their_whole_patterns(
     assert [len(parts) for parts in retrieve._FRAME_PARTS] == [
         len(retrieve._top_level_parts(p.pattern)) for p, _, _ in retrieve._FRAMES
     ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 3_000), min_size=1, max_size=8),
+    weights=st.lists(st.floats(0.01, 50.0), min_size=8, max_size=8),
+)
+def test_weighted_postings_scale_each_run_alike_both_ways(
+    sizes: list[int], weights: list[float]
+) -> None:
+    """Long postings are scaled term by term in place, short ones by one repeated array: the
+    products are the same bits either way."""
+    from emsqa import arrays
+
+    rng = np.random.default_rng(len(sizes))
+    ptr = np.zeros(len(sizes) + 1, dtype=np.uint32)
+    np.cumsum(sizes, out=ptr[1:])
+    rows = rng.integers(0, 60_000, int(ptr[-1]), dtype=np.int32)
+    steps = rng.integers(0, 65_536, int(ptr[-1]), dtype=np.uint16)
+    terms = rng.permutation(len(sizes)).astype(np.int64)
+    w = np.array(weights[: len(sizes)])
+    default = arrays._SCALE_IN_PLACE_FROM
+    try:
+        arrays._SCALE_IN_PLACE_FROM = 0  # every run in place
+        spans, at, products = arrays.weighted_postings(ptr, rows, steps, terms, w)
+        arrays._SCALE_IN_PLACE_FROM = 10**12  # one repeated array
+        spans2, at2, products2 = arrays.weighted_postings(ptr, rows, steps, terms, w)
+    finally:
+        arrays._SCALE_IN_PLACE_FROM = default
+    assert spans == spans2 and at.tobytes() == at2.tobytes()
+    assert products.tobytes() == products2.tobytes()
+    expected = np.concatenate(
+        [steps[a:b].astype(np.float64) * wj for (a, b), wj in zip(spans, w.tolist(), strict=True)]
+        + [[]]
+    )
+    assert products.tobytes() == expected.tobytes()
