@@ -31,9 +31,9 @@ __all__ = [
 _TOKEN_PATTERN = r"\d+(?:[.,]\d+)*(?:-[^\W_]+)*|[^\W_]+(?:[-'][^\W_]+)*"
 _TOKEN_RE = re.compile(_TOKEN_PATTERN)
 _ASCII_TOKEN_RE = re.compile(_TOKEN_PATTERN, re.ASCII)  # same tokens of ASCII text, 1.5x faster
-_APOSTROPHES = str.maketrans(
-    {"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2010": "-", "\u2011": "-"}
-)
+# Apostrophe and hyphen look-alikes, replaced one str.replace at a time: str.translate looks up
+# every character of a non-ASCII text in a dict (0.2 s on SciFact's passages; these, 1 ms).
+_APOSTROPHES = (("\u2019", "'"), ("\u2018", "'"), ("\u02bc", "'"), ("\u2010", "-"), ("\u2011", "-"))
 
 # A short English stop list. Negations and quantity words are deliberately absent: "do not give"
 # must keep its "not", and "no pulse" its "no".
@@ -194,7 +194,11 @@ def normalize(text: str) -> str:
     """NFKC-normalise, unify apostrophes and hyphens, and case-fold."""
     if text.isascii():  # the common case: nothing to normalise but case
         return text.lower()
-    return unicodedata.normalize("NFKC", text).translate(_APOSTROPHES).casefold()
+    text = unicodedata.normalize("NFKC", text)
+    for odd, plain in _APOSTROPHES:
+        if odd in text:
+            text = text.replace(odd, plain)
+    return text.casefold()
 
 
 def tokenize(text: str) -> list[str]:
