@@ -39,7 +39,7 @@ from emsqa.datatypes import Passage, _unchecked
 from emsqa.errors import IndexFormatError, IndexStateError, IndexWriteError, UsageError
 from emsqa.parallel import can_fork, forked_slices, usable_cores
 from emsqa.strings import StringTable
-from emsqa.text import STOP_WORDS, Analyzer, tokenize
+from emsqa.text import STOP_WORDS, Analyzer
 
 __all__ = [
     "FORMAT_VERSION",
@@ -370,16 +370,17 @@ class Store:
         return self.passages([i])[0]
 
 
-def _surface_words(
-    passages: Sequence[Passage], limit: int = 5000, sample: int = 3000
-) -> tuple[str, ...]:
-    counts: Counter[str] = Counter()
-    for p in passages[:sample]:
-        counts.update(tokenize(p.text))
-    for t in list(counts):  # filtered once per distinct token (the order of the rest is kept)
+_SURFACE_SAMPLE = 3000  # passages whose tokens choose the surface words (spelling suggestions) ...
+_SURFACE_LIMIT = 5000  # ... and how many of the most frequent are kept
+
+
+def _surface_words(seen: Counter[str]) -> tuple[str, ...]:
+    """The most frequent tokens of the first _SURFACE_SAMPLE passages (`seen`, in order of first
+    appearance), leaving out short ones, stop words and numbers."""
+    for t in list(seen):  # filtered once per distinct token (the order of the rest is kept)
         if len(t) <= 2 or t in STOP_WORDS or t[0].isdigit():
-            del counts[t]
-    return tuple(w for w, _ in counts.most_common(limit))
+            del seen[t]
+    return tuple(w for w, _ in seen.most_common(_SURFACE_LIMIT))
 
 
 _WEIGHT_ROWS = 4_000  # passages weighted at a time (bounds the temporaries)
@@ -395,20 +396,38 @@ Progress = Callable[[int, int], None]  # (passages counted so far, all passages)
 def _count(
     passages: Sequence[Passage],
     settings: IndexSettings,
-    analyzer: Analyzer,
-    vocabulary: Vocabulary | None = None,
+    vocabulary: Vocabulary,
+    start: int,
+    source: int = 0,
 ) -> ChunkCounts:
+    """Term counts of `passages`, passages[0] being passage number `start` of the corpus."""
     return count_chunk(
-        passages, analyzer, settings.title_weight, settings.section_weight, vocabulary
+        passages,
+        vocabulary.analyzer,
+        settings.title_weight,
+        settings.section_weight,
+        vocabulary,
+        surface=max(0, _SURFACE_SAMPLE - start),
+        source=source,
     )
+
+
+# A forked worker's vocabulary, kept from one slice to its next (each word is learnt and stemmed
+# once per worker, not once per slice): (its process id, the vocabulary).
+_WORKER_VOCABULARY: tuple[int, Vocabulary] | None = None
 
 
 def _count_slice(
     work: tuple[Sequence[Passage], IndexSettings], bounds: tuple[int, int]
 ) -> ChunkCounts:
     """Term counts of passages [a, b) of `work` (runs in a forked worker)."""
+    global _WORKER_VOCABULARY
     passages, settings = work
-    return _count(passages[bounds[0] : bounds[1]], settings, settings.analyzer())
+    pid = os.getpid()
+    if _WORKER_VOCABULARY is None or _WORKER_VOCABULARY[0] != pid:  # a worker's first slice
+        _WORKER_VOCABULARY = (pid, Vocabulary(settings.analyzer()))
+    a, b = bounds
+    return _count(passages[a:b], settings, _WORKER_VOCABULARY[1], a, source=pid)
 
 
 def _chunk_counts(
@@ -421,7 +440,7 @@ def _chunk_counts(
         vocabulary = Vocabulary(analyzer)  # one numbering for every run
         for a in range(0, n, _CHUNK):
             b = min(a + _CHUNK, n)
-            yield _count(passages[a:b], settings, analyzer, vocabulary)
+            yield _count(passages[a:b], settings, vocabulary, a)
             if progress:
                 progress(b, n)
         return
@@ -429,6 +448,14 @@ def _chunk_counts(
         yield counted
         if progress:
             progress(b, n)
+
+
+def _surface_counts(chunks: Iterator[ChunkCounts], seen: Counter[str]) -> Iterator[ChunkCounts]:
+    """`chunks`, adding the token counts they carry (ChunkCounts.surface) to `seen`, in order."""
+    for chunk in chunks:
+        if chunk.surface:
+            seen.update(chunk.surface)
+        yield chunk
 
 
 def _drops_rare_bigrams(n_passages: int, settings: IndexSettings) -> bool:
@@ -486,8 +513,9 @@ def build_store(
     if workers > 1 and not can_fork():
         workers = 1
     drop_early = settings.weighting == "bm25"  # (tfidf's norms count every term: dropped later)
+    seen: Counter[str] = Counter()  # the first passages' tokens, for the surface words
     counts = merge_chunks(
-        _chunk_counts(passages, settings, workers, progress),
+        _surface_counts(_chunk_counts(passages, settings, workers, progress), seen),
         drop_single_bigrams=drop_early and _drops_rare_bigrams(n, settings),
     )
     if not counts.n_terms:
@@ -577,7 +605,7 @@ def build_store(
         doc_titles=StringTable.of(doc_titles),
         doc_sources=StringTable.of(doc_sources),
         sections=StringTable.of(list(section_index)),
-        words=_surface_words(passages),
+        words=_surface_words(seen),
         name=name,
         fingerprint=fingerprint,
     )

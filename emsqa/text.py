@@ -205,16 +205,11 @@ def tokenize(text: str) -> list[str]:
     """Split normalised text into raw tokens (stop words included), possessive 's removed."""
     text = normalize(text)
     found = (_ASCII_TOKEN_RE if text.isascii() else _TOKEN_RE).findall(text)
-    if "'" not in text:
+    if "'s" not in text:
         return found
-    out = []
-    for tok in found:
-        if tok.endswith("'s"):
-            tok = tok[:-2]
-        tok = tok.strip("'")
-        if tok:
-            out.append(tok)
-    return out
+    # A token starts and ends with a letter or digit (an apostrophe only joins two of them), so
+    # removing a final "'s" is all there is to do: the rest stays non-empty, apostrophe-free ends.
+    return [t[:-2] if t.endswith("'s") else t for t in found]
 
 
 @lru_cache(maxsize=1)
