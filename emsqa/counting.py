@@ -25,10 +25,11 @@ from emsqa.errors import IndexStateError
 from emsqa.strings import StringTable
 from emsqa.text import STOP_WORDS, Analyzer, tokenize
 
-__all__ = ["ChunkCounts", "Counts", "Vocabulary", "count_chunk", "merge_chunks"]
+__all__ = ["ChunkCounts", "Counts", "Vocabulary", "count_chunk", "count_fields", "merge_chunks"]
 
 _STOP = -1  # the word number of a stop word (dropped, and not part of any bigram)
 _UNKNOWN = -2  # a token not learnt yet
+_NUMBER_BATCH = 32_768  # tokens numbered at a time
 _FIELD_CACHE = 4096  # titles and sections remembered per chunk (passages of a document share them)
 _RELEASE_EVERY = 32 * 2**20  # bytes of released runs after which the heap is trimmed
 
@@ -132,6 +133,50 @@ class Vocabulary:
         return out
 
 
+class _OverlapTokens:
+    """tokenize() of passage texts, each stretch a passage shares with the next tokenised once.
+
+    Consecutive passages of a section overlap (they share a sentence). Tokens never hold
+    whitespace, and text is normalised a character at a time apart from NFKC, which never joins
+    a character to whitespace: so the tokens of a text cut next to whitespace are those of its two
+    pieces, one after the other. A passage is cut where the next one starts, when that cut is
+    next to whitespace; the next passage takes the tokens of the shared piece and tokenises only
+    the rest. Anything else (no overlap, a cut between two non-spaces) is tokenised whole.
+    """
+
+    def __init__(self, places: Sequence[tuple[object, int, int]]) -> None:
+        self.places = places
+        self.carry: tuple[object, int, int, list[str]] | None = None  # (doc, start, end, tokens)
+
+    def tokens(self, i: int, text: str) -> list[str]:
+        places = self.places
+        doc, start, end = places[i]
+        done: list[str] = []
+        pos = 0  # text[:pos] is tokenised (done)
+        carry, self.carry = self.carry, None
+        if carry is not None and carry[0] == doc and carry[1] == start and carry[2] <= end:
+            pos = carry[2] - start
+            if pos < len(text) and not _spaced(text, pos):
+                pos = 0  # the shared piece ends next to a non-space: tokenise the text whole
+            else:
+                done = carry[3]
+        if i + 1 < len(places):
+            next_doc, next_start, _ = places[i + 1]
+            cut = next_start - start
+            if next_doc == doc and pos < cut < len(text) and _spaced(text, cut):
+                tail = tokenize(text[cut:])
+                self.carry = (doc, next_start, end, tail)
+                return done + tokenize(text[pos:cut]) + tail
+        if not pos:
+            return tokenize(text)
+        return done + tokenize(text[pos:])
+
+
+def _spaced(text: str, at: int) -> bool:
+    """Whether a cut of `text` at `at` (0 < at < len(text)) falls next to whitespace."""
+    return text[at - 1].isspace() or text[at].isspace()
+
+
 def count_chunk(
     passages: Sequence[Passage],
     analyzer: Analyzer,
@@ -142,7 +187,38 @@ def count_chunk(
     surface: int = 0,
     source: int = 0,
 ) -> ChunkCounts:
-    """The term counts of `passages` (see the module docstring).
+    """The term counts of `passages` (see the module docstring and count_fields)."""
+    return count_fields(
+        [p.text for p in passages],
+        [p.title for p in passages],
+        [p.section for p in passages],
+        analyzer,
+        title_weight,
+        section_weight,
+        vocabulary,
+        surface=surface,
+        source=source,
+        places=[(p.doc_id, p.start, p.end) for p in passages],
+    )
+
+
+def count_fields(
+    texts: Sequence[str],
+    titles: Sequence[str],
+    sections: Sequence[str],
+    analyzer: Analyzer,
+    title_weight: int,
+    section_weight: int,
+    vocabulary: Vocabulary | None = None,
+    *,
+    surface: int = 0,
+    source: int = 0,
+    places: Sequence[tuple[object, int, int]] | None = None,
+) -> ChunkCounts:
+    """The term counts of passages given as their texts, titles and sections.
+
+    `places`: each passage's (document, start, end) in its document, when known: the text two
+    consecutive passages of a document share is then tokenised once (see _OverlapTokens).
 
     `vocabulary`: go on numbering words where the run before left off (runs counted in order by
     one process), instead of learning every token of this run anew; `source` names it (runs of
@@ -151,7 +227,8 @@ def count_chunk(
     """
     vocab = Vocabulary(analyzer) if vocabulary is None else vocabulary
     word_base = len(vocab.words)
-    tokens: list[str] = []  # every field's tokens, field after field
+    tokens: list[str] = []  # the fields' tokens, field after field, until numbered ...
+    numbered: list[np.ndarray] = []  # ... a batch at a time (a token is a 50-byte object)
     field_rows: list[int] = []
     field_sizes: list[int] = []
     field_weights: list[int] = []
@@ -173,22 +250,28 @@ def count_chunk(
         field_weights.append(weight)
         field_hyphens.append("-" in text)
 
-    for row, p in enumerate(passages):
-        toks = tokenize(p.text)
+    body = _OverlapTokens(places) if places is not None else None
+    for row, (text, title, section) in enumerate(zip(texts, titles, sections, strict=True)):
+        toks = body.tokens(row, text) if body is not None else tokenize(text)
         if row < surface:
             seen.update(toks)
         tokens.extend(toks)
         field_rows.append(row)
         field_sizes.append(len(toks))
         field_weights.append(1)
-        field_hyphens.append("-" in p.text)
-        if title_weight and p.title:
-            shared(row, p.title, title_weight)
-        if section_weight and p.section:
-            shared(row, p.section, section_weight)
+        field_hyphens.append("-" in text)
+        if title_weight and title:
+            shared(row, title, title_weight)
+        if section_weight and section:
+            shared(row, section, section_weight)
+        if len(tokens) >= _NUMBER_BATCH:
+            numbered.append(vocab.numbers(tokens))
+            tokens.clear()
 
-    numbers = vocab.numbers(tokens)
-    tokens.clear()  # (the strings stay in the vocabulary)
+    numbered.append(vocab.numbers(tokens))
+    tokens.clear()
+    numbers = np.concatenate(numbered)
+    del numbered
     n_words = len(vocab.words)
     field_of = np.repeat(np.arange(len(field_sizes)), field_sizes)
     content = numbers != _STOP  # stop words drop out: the words around them become neighbours
@@ -210,7 +293,7 @@ def count_chunk(
     all_rows = np.concatenate([rows, rows[:-1][same], np.repeat(rows[at], sizes)])
     all_terms = np.concatenate([numbers, n_words + pair_of.ravel(), part_words])
     all_weights = np.concatenate([weights, weights[:-1][same], np.repeat(weights[at], sizes)])
-    indptr, indices, data = _csr(all_rows, all_terms, all_weights, len(passages))
+    indptr, indices, data = _csr(all_rows, all_terms, all_weights, len(texts))
     pairs = np.stack([pair_keys // max(n_words, 1), pair_keys % max(n_words, 1)], axis=1)
     added = list(itertools.islice(vocab.words, word_base, None))
     surface_counts = dict(seen) if surface else None
@@ -242,6 +325,13 @@ class _Staged:
     vocabulary: int  # the vocabulary that numbered the run's words ...
     n_words: int  # ... and how many of its words the run may use
     pair_keys: np.ndarray  # (first word << 32) | second word, corpus numbers
+
+
+def _release(st: _Staged) -> int:
+    """Drop a run's arrays (once copied into the corpus matrix); the bytes released."""
+    size = st.indices.nbytes + st.data.nbytes + st.indptr.nbytes
+    st.indices = st.data = st.indptr = np.empty(0, np.int64)
+    return size
 
 
 def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = False) -> Counts:
@@ -286,6 +376,15 @@ def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = F
         np.concatenate([s.pair_keys for s in staged] + [np.empty(0, np.int64)]), in_place=True
     )
     n_terms = n_words + len(all_pairs)
+    n_rows = sum(len(st.indptr) - 1 for st in staged)
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    # Without bigrams to drop, each run goes straight into the corpus matrix in the first pass,
+    # released as soon as it is copied: the runs and the matrix never both exist in full.
+    direct = not drop_single_bigrams
+    total = sum(len(st.indices) for st in staged) if direct else 0
+    indices = np.empty(total, dtype=np.int32)
+    data = np.empty(total, dtype=np.float32)
+    row = at = released = 0
     # first pass: each run's terms in corpus numbers, document frequencies, passage lengths
     df = np.zeros(n_terms, dtype=np.int64)
     lengths = []
@@ -298,22 +397,32 @@ def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = F
         )
         st.pair_keys = np.empty(0, np.int64)
         df[term_map] += np.bincount(st.indices, minlength=len(term_map))  # a run's terms differ
-        st.indices = term_map.astype(np.int32)[st.indices]  # corpus term numbers from here on
-        rows = np.repeat(np.arange(len(st.indptr) - 1), np.diff(st.indptr))
-        lengths.append(np.bincount(rows, weights=st.data, minlength=len(st.indptr) - 1))
+        rows = len(st.indptr) - 1
+        row_of = np.repeat(np.arange(rows), np.diff(st.indptr))
+        lengths.append(np.bincount(row_of, weights=st.data, minlength=rows))
+        if not direct:
+            st.indices = term_map.astype(np.int32)[st.indices]  # corpus term numbers from here on
+            continue
+        m = len(st.indices)
+        indices[at : at + m] = term_map[st.indices]
+        data[at : at + m] = st.data
+        indptr[row + 1 : row + rows + 1] = at + st.indptr[1:]
+        row, at = row + rows, at + m
+        released += _release(st)
+        if released >= _RELEASE_EVERY:
+            release_free_memory()
+            released = 0
     maps.clear()
     keep = np.ones(n_terms, dtype=bool)
     if drop_single_bigrams:
         keep[n_words:] = df[n_words:] > 1
     new_number = np.cumsum(keep) - 1  # the kept terms, renumbered in order
     # second pass: copy the kept entries into the corpus matrix, releasing each run
-    n_rows = sum(len(st.indptr) - 1 for st in staged)
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    total = sum(int(keep[st.indices].sum()) for st in staged)
-    indices = np.empty(total, dtype=np.int32)
-    data = np.empty(total, dtype=np.float32)
-    row = at = released = 0
-    for st in staged:
+    if not direct:
+        total = sum(int(keep[st.indices].sum()) for st in staged)
+        indices = np.empty(total, dtype=np.int32)
+        data = np.empty(total, dtype=np.float32)
+    for st in staged if not direct else ():
         terms = st.indices
         mask = keep[terms]
         m = int(mask.sum())
@@ -323,8 +432,8 @@ def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = F
         row_of = np.repeat(np.arange(rows), np.diff(st.indptr))
         indptr[row + 1 : row + rows + 1] = at + np.cumsum(np.bincount(row_of[mask], minlength=rows))
         row, at = row + rows, at + m
-        released += st.indices.nbytes + st.data.nbytes + st.indptr.nbytes
-        st.indices = st.data = st.indptr = terms = np.empty(0, np.int64)  # released
+        del terms
+        released += _release(st)
         if released >= _RELEASE_EVERY:  # else glibc keeps the freed runs: the output would
             release_free_memory()  # sit on top of all of them (1.2 GB more at 1M passages)
             released = 0

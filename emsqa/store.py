@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from emsqa.arrays import release_free_memory
-from emsqa.counting import ChunkCounts, Vocabulary, count_chunk, merge_chunks
+from emsqa.counting import ChunkCounts, Vocabulary, count_chunk, count_fields, merge_chunks
 from emsqa.datatypes import Passage, _unchecked
 from emsqa.errors import IndexFormatError, IndexStateError, IndexWriteError, UsageError
 from emsqa.parallel import can_fork, forked_slices, usable_cores
@@ -417,21 +417,109 @@ def _count(
 _WORKER_VOCABULARY: tuple[int, Vocabulary] | None = None
 
 
+@dataclass(frozen=True)
+class _PassageTables:
+    """The passages as the store keeps them: text, document and section numbers, and the tables
+    of document ids, titles, sources and section titles."""
+
+    p_text: StringTable
+    p_doc: np.ndarray
+    p_start: np.ndarray
+    p_end: np.ndarray
+    p_section: np.ndarray
+    doc_ids: StringTable
+    doc_titles: StringTable
+    doc_sources: StringTable
+    sections: StringTable
+
+    def places(self, a: int, b: int) -> list[tuple[object, int, int]]:
+        """(document number, start, end) of passages [a, b)."""
+        return list(
+            zip(
+                self.p_doc[a:b].tolist(),
+                self.p_start[a:b].tolist(),
+                self.p_end[a:b].tolist(),
+                strict=True,
+            )
+        )
+
+    def fields(self, a: int, b: int) -> tuple[list[str], list[str], list[str]]:
+        """(texts, titles, sections) of passages [a, b), decoded from the tables."""
+        titles: dict[int, str] = {}
+        names: dict[int, str] = {}
+        doc_titles, sections = self.doc_titles, self.sections
+        return (
+            self.p_text.strings(a, b),
+            [
+                titles.get(d) or titles.setdefault(d, doc_titles[d])
+                for d in self.p_doc[a:b].tolist()
+            ],
+            [
+                names.get(s) or names.setdefault(s, sections[s])
+                for s in self.p_section[a:b].tolist()
+            ],
+        )
+
+
+def _passage_tables(passages: Sequence[Passage]) -> _PassageTables:
+    n = len(passages)
+    doc_index: dict[str, int] = {}
+    doc_titles: list[str] = []
+    doc_sources: list[str] = []
+    section_index: dict[str, int] = {}
+    p_doc = np.empty(n, dtype=np.int32)
+    p_section = np.empty(n, dtype=np.int32)
+    for i, p in enumerate(passages):
+        d = doc_index.get(p.doc_id)
+        if d is None:
+            d = doc_index[p.doc_id] = len(doc_index)
+            doc_titles.append(p.title)
+            doc_sources.append(p.source)
+        p_doc[i] = d
+        p_section[i] = section_index.setdefault(p.section, len(section_index))
+    return _PassageTables(
+        p_text=StringTable.of([p.text for p in passages]),
+        p_doc=p_doc,
+        p_start=np.fromiter((p.start for p in passages), dtype=np.int64, count=n),
+        p_end=np.fromiter((p.end for p in passages), dtype=np.int64, count=n),
+        p_section=p_section,
+        doc_ids=StringTable.of(list(doc_index)),
+        doc_titles=StringTable.of(doc_titles),
+        doc_sources=StringTable.of(doc_sources),
+        sections=StringTable.of(list(section_index)),
+    )
+
+
 def _count_slice(
-    work: tuple[Sequence[Passage], IndexSettings], bounds: tuple[int, int]
+    work: tuple[_PassageTables, IndexSettings], bounds: tuple[int, int]
 ) -> ChunkCounts:
-    """Term counts of passages [a, b) of `work` (runs in a forked worker)."""
+    """Term counts of passages [a, b) of `work` (runs in a forked worker). The passages are read
+    from the tables' arrays, not from the parent's Passage objects: reading an object writes its
+    reference count, which would make the worker its own copy of every page of them it read."""
     global _WORKER_VOCABULARY
-    passages, settings = work
+    tables, settings = work
     pid = os.getpid()
     if _WORKER_VOCABULARY is None or _WORKER_VOCABULARY[0] != pid:  # a worker's first slice
         _WORKER_VOCABULARY = (pid, Vocabulary(settings.analyzer()))
     a, b = bounds
-    return _count(passages[a:b], settings, _WORKER_VOCABULARY[1], a, source=pid)
+    return count_fields(
+        *tables.fields(a, b),
+        _WORKER_VOCABULARY[1].analyzer,
+        settings.title_weight,
+        settings.section_weight,
+        _WORKER_VOCABULARY[1],
+        surface=max(0, _SURFACE_SAMPLE - a),
+        source=pid,
+        places=tables.places(a, b),
+    )
 
 
 def _chunk_counts(
-    passages: Sequence[Passage], settings: IndexSettings, workers: int, progress: Progress | None
+    passages: Sequence[Passage],
+    tables: _PassageTables,
+    settings: IndexSettings,
+    workers: int,
+    progress: Progress | None,
 ) -> Iterator[ChunkCounts]:
     """Term counts of each run of _CHUNK passages, in order, counted `workers` ways."""
     n = len(passages)
@@ -444,7 +532,8 @@ def _chunk_counts(
             if progress:
                 progress(b, n)
         return
-    for (_, b), counted in forked_slices(_count_slice, (passages, settings), n, _CHUNK, workers):
+    work = (tables, settings)
+    for (_, b), counted in forked_slices(_count_slice, work, n, _CHUNK, workers, renew=False):
         yield counted
         if progress:
             progress(b, n)
@@ -514,8 +603,9 @@ def build_store(
         workers = 1
     drop_early = settings.weighting == "bm25"  # (tfidf's norms count every term: dropped later)
     seen: Counter[str] = Counter()  # the first passages' tokens, for the surface words
+    tables = _passage_tables(passages)
     counts = merge_chunks(
-        _surface_counts(_chunk_counts(passages, settings, workers, progress), seen),
+        _surface_counts(_chunk_counts(passages, tables, settings, workers, progress), seen),
         drop_single_bigrams=drop_early and _drops_rare_bigrams(n, settings),
     )
     if not counts.n_terms:
@@ -572,20 +662,6 @@ def build_store(
     del indptr, indices, steps
     release_free_memory()
 
-    doc_index: dict[str, int] = {}
-    doc_titles: list[str] = []
-    doc_sources: list[str] = []
-    section_index: dict[str, int] = {}
-    p_doc = np.empty(n, dtype=np.int32)
-    p_section = np.empty(n, dtype=np.int32)
-    for i, p in enumerate(passages):
-        d = doc_index.get(p.doc_id)
-        if d is None:
-            d = doc_index[p.doc_id] = len(doc_index)
-            doc_titles.append(p.title)
-            doc_sources.append(p.source)
-        p_doc[i] = d
-        p_section[i] = section_index.setdefault(p.section, len(section_index))
     return Store(
         settings=settings,
         term_hash=hashes,
@@ -595,16 +671,16 @@ def build_store(
         post_idx=post_idx,
         post_w=post_w,
         post_scale=post_scale,
-        p_doc=p_doc,
-        p_start=np.fromiter((p.start for p in passages), dtype=np.int64, count=n),
-        p_end=np.fromiter((p.end for p in passages), dtype=np.int64, count=n),
+        p_doc=tables.p_doc,
+        p_start=tables.p_start,
+        p_end=tables.p_end,
         p_ordinal=np.fromiter((p.ordinal for p in passages), dtype=np.int32, count=n),
-        p_section=p_section,
-        p_text=StringTable.of([p.text for p in passages]),
-        doc_ids=StringTable.of(list(doc_index)),
-        doc_titles=StringTable.of(doc_titles),
-        doc_sources=StringTable.of(doc_sources),
-        sections=StringTable.of(list(section_index)),
+        p_section=tables.p_section,
+        p_text=tables.p_text,
+        doc_ids=tables.doc_ids,
+        doc_titles=tables.doc_titles,
+        doc_sources=tables.doc_sources,
+        sections=tables.sections,
         words=_surface_words(seen),
         name=name,
         fingerprint=fingerprint,
