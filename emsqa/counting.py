@@ -31,7 +31,7 @@ _STOP = -1  # the word number of a stop word (dropped, and not part of any bigra
 _UNKNOWN = -2  # a token not learnt yet
 _NUMBER_BATCH = 32_768  # tokens numbered at a time
 _FIELD_CACHE = 4096  # titles and sections remembered per chunk (passages of a document share them)
-_RELEASE_EVERY = 32 * 2**20  # bytes of released runs after which the heap is trimmed
+_RELEASE_EVERY = 8 * 2**20  # bytes of released runs after which the heap is trimmed
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class ChunkCounts:
     pairs: np.ndarray  # int64 (n_pairs, 2): the word numbers of each bigram
     indptr: np.ndarray  # int64, passages + 1
     indices: np.ndarray  # int32 term numbers
-    data: np.ndarray  # float32 counts (fields weighted)
+    data: np.ndarray  # counts (fields weighted): uint16, or float32 when one is above 65,535
     # how often each token (stop words too) occurs in the text of the run's first passages, in
     # order of first appearance (count_chunk's `surface`)
     surface: dict[str, int] | None = None
@@ -294,6 +294,8 @@ def count_fields(
     all_terms = np.concatenate([numbers, n_words + pair_of.ravel(), part_words])
     all_weights = np.concatenate([weights, weights[:-1][same], np.repeat(weights[at], sizes)])
     indptr, indices, data = _csr(all_rows, all_terms, all_weights, len(texts))
+    if len(data) and data.max() <= np.iinfo(np.uint16).max:  # whole counts: half the bytes to
+        data = data.astype(np.uint16)  # send and to keep until the merge (float32 there again)
     pairs = np.stack([pair_keys // max(n_words, 1), pair_keys % max(n_words, 1)], axis=1)
     added = list(itertools.islice(vocab.words, word_base, None))
     surface_counts = dict(seen) if surface else None

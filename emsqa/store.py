@@ -502,7 +502,7 @@ def _count_slice(
     if _WORKER_VOCABULARY is None or _WORKER_VOCABULARY[0] != pid:  # a worker's first slice
         _WORKER_VOCABULARY = (pid, Vocabulary(settings.analyzer()))
     a, b = bounds
-    return count_fields(
+    counted = count_fields(
         *tables.fields(a, b),
         _WORKER_VOCABULARY[1].analyzer,
         settings.title_weight,
@@ -512,6 +512,8 @@ def _count_slice(
         source=pid,
         places=tables.places(a, b),
     )
+    release_free_memory()  # the slice's temporaries: a worker lives for the whole run
+    return counted
 
 
 def _chunk_counts(
@@ -649,24 +651,31 @@ def build_store(
     # copy of the matrix (a whole-matrix tocsc() held both, the build's largest peak)
     kept = np.flatnonzero(df > 0)  # every term but the dropped bigrams
     order = kept[np.argsort(hashes[kept], kind="stable")]
+    del kept
     hashes = hashes[order]
     if len(hashes) > 1 and np.any(hashes[1:] == hashes[:-1]):
         raise IndexStateError("two index terms share a 64-bit hash; rebuild with other settings")
+    # what is left of the term arrays in hash order now, so only those stay for the scatter
+    idf = idf[order]
+    term_counts = df[order]
+    del df
+    terms = names.take(order) if names is not None else None
+    del names
     indptr, indices, weights = x.indptr, x.indices, x.data
     del x
     # weights become uint16 steps before the scatter, so it runs beside 6 bytes a posting, not 8
     post_scale, steps = _steps_in_order(indices, weights, order)
-    del weights
+    del weights, order
     release_free_memory()
-    post_ptr, post_idx, post_w = _term_major(indptr, indices, steps, df[order])
+    post_ptr, post_idx, post_w = _term_major(indptr, indices, steps, term_counts)
     del indptr, indices, steps
     release_free_memory()
 
     return Store(
         settings=settings,
         term_hash=hashes,
-        terms=names.take(order) if names is not None else None,
-        idf=idf[order],
+        terms=terms,
+        idf=idf,
         post_ptr=post_ptr.astype(_pointer_dtype(len(post_idx))),
         post_idx=post_idx,
         post_w=post_w,
