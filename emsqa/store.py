@@ -388,7 +388,8 @@ _GATHER = 1_000_000  # postings renumbered into hash order at a time
 _SCATTER = 250_000  # postings at least scattered into term order at a time (bounds temporaries)
 PARALLEL_FROM = 10_000  # passages: from here on, passages are counted by forked worker processes
 RARE_BIGRAMS_FROM = 50_000  # passages: from here on, bigrams found in one passage only are dropped
-_CHUNK = 2_000  # passages per unit of work (and per progress report)
+_CHUNK = 2_000  # passages per unit of work (and per progress report) at most ...
+_SHARES = 4  # ... and fewer on smaller corpora: at least this many units per worker (balance)
 
 Progress = Callable[[int, int], None]  # (passages counted so far, all passages)
 
@@ -535,7 +536,10 @@ def _chunk_counts(
                 progress(b, n)
         return
     work = (tables, settings)
-    for (_, b), counted in forked_slices(_count_slice, work, n, _CHUNK, workers, renew=False):
+    # workers keep their vocabulary from slice to slice, so smaller slices cost little: enough of
+    # them that no worker is left with a last slice to count alone while the others are done
+    size = max(1, min(_CHUNK, -(-n // (_SHARES * workers))))
+    for (_, b), counted in forked_slices(_count_slice, work, n, size, workers, renew=False):
         yield counted
         if progress:
             progress(b, n)

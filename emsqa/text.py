@@ -252,6 +252,22 @@ class Analyzer:
                 self._cache[token] = cached
         return cached
 
+    def stems_of(self, tokens: Sequence[str]) -> list[str]:
+        """[self.stem_of(t) for t in tokens], the tokens not cached stemmed in one call."""
+        cache = self._cache
+        fresh = [t for t in dict.fromkeys(tokens) if t not in cache]
+        found: dict[str, str] = {}
+        if fresh:
+            if self.stem:
+                # the rule of stem_of: three letters or fewer, compounds and numbers stay as they are
+                eligible = [t for t in fresh if len(t) > 3 and "-" not in t and not t[0].isdigit()]
+                found = dict(zip(eligible, _stemmer().stemWords(eligible), strict=True))
+            for t in fresh:
+                form = found.setdefault(t, t)
+                if len(cache) < 500_000:
+                    cache[t] = form
+        return [found[t] if t in found else cache[t] for t in tokens]
+
     def parts(self, word: str) -> list[str]:
         """The extra terms of a compound content word ("c-spine" -> "c", "spine"): its stemmed parts
         of two letters or more that are not stop words (the compound itself stays whole)."""

@@ -149,3 +149,12 @@ def test_passage_tables_read_back_the_passages() -> None:
     docs = [tables.doc_ids[d] for d, _, _ in tables.places(0, len(passages))]
     assert docs == [p.doc_id for p in passages]
     assert tables.places(5, 6) == [(int(tables.p_doc[5]), passages[5].start, passages[5].end)]
+
+
+@given(st.lists(st.sampled_from([*WORDS, "running", "runs", "als", "abcs", "c-spine", "12-leads"])))
+def test_stems_made_in_one_call_are_the_stems_made_one_by_one(words: list[str]) -> None:
+    tokens = [t for w in words for t in tokenize(w)]
+    for stem in (True, False):
+        assert Analyzer(stem=stem).stems_of(tokens) == [
+            Analyzer(stem=stem).stem_of(t) for t in tokens
+        ]
