@@ -31,7 +31,7 @@ _STOP = -1  # the word number of a stop word (dropped, and not part of any bigra
 _UNKNOWN = -2  # a token not learnt yet
 _NUMBER_BATCH = 32_768  # tokens numbered at a time
 _FIELD_CACHE = 4096  # titles and sections remembered per chunk (passages of a document share them)
-_RELEASE_EVERY = 8 * 2**20  # bytes of released runs after which the heap is trimmed
+_RELEASE_EVERY = 8 * 2**20  # bytes of released runs after which the heap is trimmed (at least)
 
 
 @dataclass(frozen=True)
@@ -397,6 +397,9 @@ def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = F
     indices = np.empty(total, dtype=np.int32)
     data = np.empty(total, dtype=np.float32)
     row = at = released = 0
+    # trim often enough that freed runs never pile up, and at most about 32 times (each trim walks
+    # the whole heap: 8 MB steps made hundreds of them at a million passages)
+    trim_every = max(_RELEASE_EVERY, sum(st.indices.nbytes + st.data.nbytes for st in staged) // 32)
     # first pass: each run's terms in corpus numbers, document frequencies, passage lengths
     df = np.zeros(n_terms, dtype=np.int64)
     lengths = []
@@ -421,7 +424,7 @@ def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = F
         indptr[row + 1 : row + rows + 1] = at + st.indptr[1:]
         row, at = row + rows, at + m
         released += _release(st)
-        if released >= _RELEASE_EVERY:
+        if released >= trim_every:
             release_free_memory()
             released = 0
     maps.clear()
@@ -446,7 +449,7 @@ def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = F
         row, at = row + rows, at + m
         del terms
         released += _release(st)
-        if released >= _RELEASE_EVERY:  # else glibc keeps the freed runs: the output would
+        if released >= trim_every:  # else glibc keeps the freed runs: the output would
             release_free_memory()  # sit on top of all of them (1.2 GB more at 1M passages)
             released = 0
     return Counts(

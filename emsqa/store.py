@@ -388,6 +388,7 @@ _GATHER = 1_000_000  # postings renumbered into hash order at a time
 _SCATTER = 250_000  # postings at least scattered into term order at a time (bounds temporaries)
 PARALLEL_FROM = 10_000  # passages: from here on, passages are counted by forked worker processes
 RARE_BIGRAMS_FROM = 50_000  # passages: from here on, bigrams found in one passage only are dropped
+TABLES_FIRST_BELOW = 50_000  # passages: below this, forked workers read the passage tables
 _CHUNK = 2_000  # passages per unit of work (and per progress report) at most ...
 _SHARES = 4  # ... and fewer on smaller corpora: at least this many units per worker (balance)
 
@@ -517,9 +518,23 @@ def _count_slice(
     return counted
 
 
+def _count_passages_slice(
+    work: tuple[Sequence[Passage], IndexSettings], bounds: tuple[int, int]
+) -> ChunkCounts:
+    """Term counts of passages [a, b) of `work`, read from the Passage objects (runs in a forked
+    worker that is replaced every few slices: see parallel.forked_slices)."""
+    global _WORKER_VOCABULARY
+    passages, settings = work
+    pid = os.getpid()
+    if _WORKER_VOCABULARY is None or _WORKER_VOCABULARY[0] != pid:  # a worker's first slice
+        _WORKER_VOCABULARY = (pid, Vocabulary(settings.analyzer()))
+    a, b = bounds
+    return _count(passages[a:b], settings, _WORKER_VOCABULARY[1], a, source=pid)
+
+
 def _chunk_counts(
     passages: Sequence[Passage],
-    tables: _PassageTables,
+    tables: _PassageTables | None,
     settings: IndexSettings,
     workers: int,
     progress: Progress | None,
@@ -532,6 +547,13 @@ def _chunk_counts(
         for a in range(0, n, _CHUNK):
             b = min(a + _CHUNK, n)
             yield _count(passages[a:b], settings, vocabulary, a)
+            if progress:
+                progress(b, n)
+        return
+    if tables is None:  # a large corpus: workers read the passages, and are replaced (memory)
+        whole = (passages, settings)
+        for (_, b), counted in forked_slices(_count_passages_slice, whole, n, _CHUNK, workers):
+            yield counted
             if progress:
                 progress(b, n)
         return
@@ -609,7 +631,9 @@ def build_store(
         workers = 1
     drop_early = settings.weighting == "bm25"  # (tfidf's norms count every term: dropped later)
     seen: Counter[str] = Counter()  # the first passages' tokens, for the surface words
-    tables = _passage_tables(passages)
+    # Forked workers read the passages from their tables, made first, when the corpus is small
+    # enough that the tables cost less memory during the merge than the workers' copies would.
+    tables = _passage_tables(passages) if workers > 1 and n < TABLES_FIRST_BELOW else None
     counts = merge_chunks(
         _surface_counts(_chunk_counts(passages, tables, settings, workers, progress), seen),
         drop_single_bigrams=drop_early and _drops_rare_bigrams(n, settings),
@@ -675,6 +699,8 @@ def build_store(
     del indptr, indices, steps
     release_free_memory()
 
+    if tables is None:
+        tables = _passage_tables(passages)
     return Store(
         settings=settings,
         term_hash=hashes,

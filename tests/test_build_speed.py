@@ -111,11 +111,15 @@ def _corpus() -> list[Document]:
 
 
 @needs_fork
-@pytest.mark.parametrize("weighting", ["bm25", "tfidf"])
-def test_workers_kept_for_the_run_give_the_serial_index(
-    weighting: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("weighting", "tables_first"), [("bm25", True), ("tfidf", True), ("bm25", False)]
+)
+def test_forked_counting_gives_the_serial_index(
+    weighting: str, tables_first: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(store_module, "_CHUNK", 7)  # many slices per worker
+    if not tables_first:  # as on a large corpus: workers read the Passage objects
+        monkeypatch.setattr(store_module, "TABLES_FIRST_BELOW", 0)
     monkeypatch.setattr(store_module, "_SURFACE_SAMPLE", 40)  # a sample across several slices
     passages = split_documents(_corpus(), target_words=12, min_words=5, max_words=20)
     assert len(passages) > 100
