@@ -12,6 +12,7 @@ into one matrix over the corpus vocabulary at the end.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,11 +25,13 @@ from emsqa.errors import IndexStateError
 from emsqa.strings import StringTable
 from emsqa.text import STOP_WORDS, Analyzer, tokenize
 
-__all__ = ["ChunkCounts", "Counts", "Vocabulary", "count_chunk", "merge_chunks"]
+__all__ = ["ChunkCounts", "Counts", "Vocabulary", "count_chunk", "count_fields", "merge_chunks"]
 
 _STOP = -1  # the word number of a stop word (dropped, and not part of any bigram)
+_UNKNOWN = -2  # a token not learnt yet
+_NUMBER_BATCH = 32_768  # tokens numbered at a time
 _FIELD_CACHE = 4096  # titles and sections remembered per chunk (passages of a document share them)
-_RELEASE_EVERY = 32 * 2**20  # bytes of released runs after which the heap is trimmed
+_RELEASE_EVERY = 8 * 2**20  # bytes of released runs after which the heap is trimmed (at least)
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,8 @@ class ChunkCounts:
 
     Word numbers run from 0 to word_base + len(words) - 1: `words` are the words this run added to
     its vocabulary (all of them when the run had its own; word_base 0). Term numbers below that
-    are words; word pair j is the term right after them plus j.
+    are words; word pair j is the term right after them plus j. `source` names the vocabulary:
+    runs of one source are merged in the order they were counted.
     """
 
     words: list[str]
@@ -45,7 +49,11 @@ class ChunkCounts:
     pairs: np.ndarray  # int64 (n_pairs, 2): the word numbers of each bigram
     indptr: np.ndarray  # int64, passages + 1
     indices: np.ndarray  # int32 term numbers
-    data: np.ndarray  # float32 counts (fields weighted)
+    data: np.ndarray  # counts (fields weighted): uint16, or float32 when one is above 65,535
+    # how often each token (stop words too) occurs in the text of the run's first passages, in
+    # order of first appearance (count_chunk's `surface`)
+    surface: dict[str, int] | None = None
+    source: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,39 +94,91 @@ class Vocabulary:
         self.analyzer = analyzer
         self.words: dict[str, int] = {}
         self.tokens: dict[str, int] = {}  # token -> word number (or _STOP)
-        self.parts: dict[str, list[int]] = {}  # compound token -> word numbers of its parts
+        self.parts: dict[int, list[int]] = {}  # compound word -> word numbers of its parts
+        self.compound = bytearray()  # per word number: 1 when it has parts
+
+    def _word(self, form: str) -> int:
+        number = self.words.get(form)
+        if number is None:
+            number = self.words[form] = len(self.words)
+            self.compound.append(0)
+        return number
 
     def learn(self, token: str) -> None:
-        if token in STOP_WORDS:
-            self.tokens[token] = _STOP
-            return
-        words = self.words
-        form = self.analyzer.stem_of(token)
-        self.tokens[token] = words.setdefault(form, len(words))
-        if "-" in form:  # compounds stay whole; their parts are extra terms (Analyzer.terms)
-            parts = self.analyzer.parts(form)
-            self.parts[token] = [words.setdefault(p, len(words)) for p in parts]
+        self.learn_all([token])
 
-    def field(self, text: str) -> tuple[list[int], list[int]]:
-        """(word numbers of the tokens in order, _STOP for stop words; word numbers of compound parts)."""
-        toks = tokenize(text)
+    def learn_all(self, tokens: list[str]) -> None:
+        """Number `tokens` (distinct, none known yet), in order; their stems made in one call."""
         known = self.tokens
-        try:
-            numbers = [known[t] for t in toks]
-        except KeyError:
-            for t in toks:
-                if t not in known:
-                    self.learn(t)
-            numbers = [known[t] for t in toks]
-        parts: list[int] = []
-        if "-" in text:
-            compounds = self.parts.keys() & toks
-            if compounds:
-                # in order of appearance, once per occurrence (as Analyzer.terms adds them)
-                for t in toks:
-                    if t in compounds:
-                        parts.extend(self.parts[t])
-        return numbers, parts
+        content = [t for t in tokens if t not in STOP_WORDS]
+        for t in tokens:
+            if t in STOP_WORDS:
+                known[t] = _STOP
+        words = self.words
+        analyzer = self.analyzer
+        for token, form in zip(content, analyzer.stems_of(content), strict=True):
+            new = form not in words
+            number = known[token] = self._word(form)
+            if new and "-" in form:  # compounds stay whole; their parts are extra terms
+                parts = [self._word(p) for p in analyzer.parts(form)]
+                if parts:
+                    self.parts[number] = parts
+                    self.compound[number] = 1
+
+    def numbers(self, tokens: list[str]) -> np.ndarray:
+        """The word numbers of `tokens` (_STOP for stop words); tokens not met before are learnt
+        first, in order of first appearance. One dict lookup a token, none of them in Python code."""
+        known = self.tokens
+        out = np.fromiter(map(known.get, tokens, itertools.repeat(_UNKNOWN)), np.int64, len(tokens))
+        new = np.flatnonzero(out == _UNKNOWN).tolist()
+        if new:
+            self.learn_all(list(dict.fromkeys(tokens[i] for i in new)))
+            out[new] = [known[tokens[i]] for i in new]
+        return out
+
+
+class _OverlapTokens:
+    """tokenize() of passage texts, each stretch a passage shares with the next tokenised once.
+
+    Consecutive passages of a section overlap (they share a sentence). Tokens never hold
+    whitespace, and text is normalised a character at a time apart from NFKC, which never joins
+    a character to whitespace: so the tokens of a text cut next to whitespace are those of its two
+    pieces, one after the other. A passage is cut where the next one starts, when that cut is
+    next to whitespace; the next passage takes the tokens of the shared piece and tokenises only
+    the rest. Anything else (no overlap, a cut between two non-spaces) is tokenised whole.
+    """
+
+    def __init__(self, places: Sequence[tuple[object, int, int]]) -> None:
+        self.places = places
+        self.carry: tuple[object, int, int, list[str]] | None = None  # (doc, start, end, tokens)
+
+    def tokens(self, i: int, text: str) -> list[str]:
+        places = self.places
+        doc, start, end = places[i]
+        done: list[str] = []
+        pos = 0  # text[:pos] is tokenised (done)
+        carry, self.carry = self.carry, None
+        if carry is not None and carry[0] == doc and carry[1] == start and carry[2] <= end:
+            pos = carry[2] - start
+            if pos < len(text) and not _spaced(text, pos):
+                pos = 0  # the shared piece ends next to a non-space: tokenise the text whole
+            else:
+                done = carry[3]
+        if i + 1 < len(places):
+            next_doc, next_start, _ = places[i + 1]
+            cut = next_start - start
+            if next_doc == doc and pos < cut < len(text) and _spaced(text, cut):
+                tail = tokenize(text[cut:])
+                self.carry = (doc, next_start, end, tail)
+                return done + tokenize(text[pos:cut]) + tail
+        if not pos:
+            return tokenize(text)
+        return done + tokenize(text[pos:])
+
+
+def _spaced(text: str, at: int) -> bool:
+    """Whether a cut of `text` at `at` (0 < at < len(text)) falls next to whitespace."""
+    return text[at - 1].isspace() or text[at].isspace()
 
 
 def count_chunk(
@@ -127,50 +187,96 @@ def count_chunk(
     title_weight: int,
     section_weight: int,
     vocabulary: Vocabulary | None = None,
+    *,
+    surface: int = 0,
+    source: int = 0,
 ) -> ChunkCounts:
-    """The term counts of `passages` (see the module docstring).
+    """The term counts of `passages` (see the module docstring and count_fields)."""
+    return count_fields(
+        [p.text for p in passages],
+        [p.title for p in passages],
+        [p.section for p in passages],
+        analyzer,
+        title_weight,
+        section_weight,
+        vocabulary,
+        surface=surface,
+        source=source,
+        places=[(p.doc_id, p.start, p.end) for p in passages],
+    )
+
+
+def count_fields(
+    texts: Sequence[str],
+    titles: Sequence[str],
+    sections: Sequence[str],
+    analyzer: Analyzer,
+    title_weight: int,
+    section_weight: int,
+    vocabulary: Vocabulary | None = None,
+    *,
+    surface: int = 0,
+    source: int = 0,
+    places: Sequence[tuple[object, int, int]] | None = None,
+) -> ChunkCounts:
+    """The term counts of passages given as their texts, titles and sections.
+
+    `places`: each passage's (document, start, end) in its document, when known: the text two
+    consecutive passages of a document share is then tokenised once (see _OverlapTokens).
 
     `vocabulary`: go on numbering words where the run before left off (runs counted in order by
-    one process), instead of learning every token of this run anew.
+    one process), instead of learning every token of this run anew; `source` names it (runs of
+    one source are merged in order; see ChunkCounts). `surface`: also count the tokens of the
+    first `surface` passages' text, in ChunkCounts.surface.
     """
     vocab = Vocabulary(analyzer) if vocabulary is None else vocabulary
     word_base = len(vocab.words)
-    flat: list[int] = []  # word numbers of every field's tokens, field after field
+    tokens: list[str] = []  # the fields' tokens, field after field, until numbered ...
+    numbered: list[np.ndarray] = []  # ... a batch at a time (a token is a 50-byte object)
     field_rows: list[int] = []
     field_sizes: list[int] = []
     field_weights: list[int] = []
-    part_rows: list[int] = []
-    part_words: list[int] = []
-    part_weights: list[int] = []
-    remembered: dict[str, tuple[list[int], list[int]]] = {}
+    # whether the field's text holds "-": only then are compound parts added (U+2010 and U+2011
+    # become "-" in tokens, but a field with no "-" of its own gets no parts: as emsqa 5c9a326)
+    field_hyphens: list[bool] = []
+    remembered: dict[str, list[str]] = {}  # titles and sections: a document's passages share them
+    seen: Counter[str] = Counter()
 
-    def add(row: int, numbers: list[int], parts: list[int], weight: int) -> None:
-        flat.extend(numbers)
-        field_rows.append(row)
-        field_sizes.append(len(numbers))
-        field_weights.append(weight)
-        if parts:
-            part_rows.extend([row] * len(parts))
-            part_words.extend(parts)
-            part_weights.extend([weight] * len(parts))
-
-    def shared(text: str) -> tuple[list[int], list[int]]:
-        found = remembered.get(text)
-        if found is None:
+    def shared(row: int, text: str, weight: int) -> None:
+        toks = remembered.get(text)
+        if toks is None:
             if len(remembered) >= _FIELD_CACHE:
                 remembered.clear()
-            found = remembered[text] = vocab.field(text)
-        return found
+            toks = remembered[text] = tokenize(text)
+        tokens.extend(toks)
+        field_rows.append(row)
+        field_sizes.append(len(toks))
+        field_weights.append(weight)
+        field_hyphens.append("-" in text)
 
-    for row, p in enumerate(passages):
-        add(row, *vocab.field(p.text), 1)
-        if title_weight and p.title:
-            add(row, *shared(p.title), title_weight)
-        if section_weight and p.section:
-            add(row, *shared(p.section), section_weight)
+    body = _OverlapTokens(places) if places is not None else None
+    for row, (text, title, section) in enumerate(zip(texts, titles, sections, strict=True)):
+        toks = body.tokens(row, text) if body is not None else tokenize(text)
+        if row < surface:
+            seen.update(toks)
+        tokens.extend(toks)
+        field_rows.append(row)
+        field_sizes.append(len(toks))
+        field_weights.append(1)
+        field_hyphens.append("-" in text)
+        if title_weight and title:
+            shared(row, title, title_weight)
+        if section_weight and section:
+            shared(row, section, section_weight)
+        if len(tokens) >= _NUMBER_BATCH:
+            numbered.append(vocab.numbers(tokens))
+            tokens.clear()
 
+    numbered.append(vocab.numbers(tokens))
+    tokens.clear()
+    numbers = np.concatenate(numbered)
+    del numbered
     n_words = len(vocab.words)
-    numbers = np.array(flat, dtype=np.int64)
     field_of = np.repeat(np.arange(len(field_sizes)), field_sizes)
     content = numbers != _STOP  # stop words drop out: the words around them become neighbours
     numbers, field_of = numbers[content], field_of[content]
@@ -180,32 +286,45 @@ def count_chunk(
     same = field_of[1:] == field_of[:-1]
     keys = numbers[:-1][same] * n_words + numbers[1:][same]
     pair_keys, pair_of = np.unique(keys, return_inverse=True)
-    all_rows = np.concatenate([rows, rows[:-1][same], np.asarray(part_rows, dtype=np.int64)])
-    all_terms = np.concatenate(
-        [numbers, n_words + pair_of.ravel(), np.asarray(part_words, dtype=np.int64)]
-    )
-    all_weights = np.concatenate(
-        [weights, weights[:-1][same], np.asarray(part_weights, dtype=np.float32)]
-    )
-    indptr, indices, data = _csr(all_rows, all_terms, all_weights, len(passages))
+    # compound parts: once per occurrence of the compound, in its field's row and weight
+    compound = np.frombuffer(vocab.compound, dtype=np.uint8)[:n_words]
+    at = np.flatnonzero(compound[numbers]) if vocab.parts else np.empty(0, np.int64)
+    at = at[np.asarray(field_hyphens, dtype=bool)[field_of[at]]]
+    parts_of = vocab.parts
+    found = [parts_of[w] for w in numbers[at].tolist()]
+    sizes = np.fromiter(map(len, found), np.int64, len(found))
+    part_words = np.fromiter(itertools.chain.from_iterable(found), np.int64, int(sizes.sum()))
+    all_rows = np.concatenate([rows, rows[:-1][same], np.repeat(rows[at], sizes)])
+    all_terms = np.concatenate([numbers, n_words + pair_of.ravel(), part_words])
+    all_weights = np.concatenate([weights, weights[:-1][same], np.repeat(weights[at], sizes)])
+    indptr, indices, data = _csr(all_rows, all_terms, all_weights, len(texts))
+    if len(data) and data.max() <= np.iinfo(np.uint16).max:  # whole counts: half the bytes to
+        data = data.astype(np.uint16)  # send and to keep until the merge (float32 there again)
     pairs = np.stack([pair_keys // max(n_words, 1), pair_keys % max(n_words, 1)], axis=1)
     added = list(itertools.islice(vocab.words, word_base, None))
-    return ChunkCounts(added, word_base, pairs, indptr, indices, data)
+    surface_counts = dict(seen) if surface else None
+    return ChunkCounts(added, word_base, pairs, indptr, indices, data, surface_counts, source)
 
 
 def _csr(
     rows: np.ndarray, terms: np.ndarray, weights: np.ndarray, n_rows: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(indptr, indices, data) of the sum of weights per (row, term), terms sorted in each row."""
+    """(indptr, indices, data) of the sum of weights per (row, term), terms sorted in each row.
+
+    scipy's COO -> CSR conversion sums the duplicates in C++ (a third faster than sorting the
+    cells with np.unique); weights are summed as float64, then stored as float32."""
+    from scipy import sparse
+
     if not len(rows):
         return np.zeros(n_rows + 1, dtype=np.int64), np.empty(0, np.int32), np.empty(0, np.float32)
     width = int(terms.max()) + 1
-    cells, at = np.unique(rows * width + terms, return_inverse=True)
-    data = np.bincount(at.ravel(), weights=weights, minlength=len(cells)).astype(np.float32)
-    cell_rows = cells // width
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(cell_rows, minlength=n_rows), out=indptr[1:])
-    return indptr, (cells % width).astype(np.int32), data
+    matrix = sparse.csr_matrix((weights.astype(np.float64), (rows, terms)), shape=(n_rows, width))
+    matrix.sum_duplicates()  # (and sorts each row's terms)
+    return (
+        matrix.indptr.astype(np.int64),
+        matrix.indices.astype(np.int32, copy=False),
+        matrix.data.astype(np.float32),
+    )
 
 
 @dataclass
@@ -215,8 +334,16 @@ class _Staged:
     indptr: np.ndarray
     indices: np.ndarray
     data: np.ndarray
-    word_map: np.ndarray  # the run's word numbers -> corpus word numbers
+    vocabulary: int  # the vocabulary that numbered the run's words ...
+    n_words: int  # ... and how many of its words the run may use
     pair_keys: np.ndarray  # (first word << 32) | second word, corpus numbers
+
+
+def _release(st: _Staged) -> int:
+    """Drop a run's arrays (once copied into the corpus matrix); the bytes released."""
+    size = st.indices.nbytes + st.data.nbytes + st.indptr.nbytes
+    st.indices = st.data = st.indptr = np.empty(0, np.int64)
+    return size
 
 
 def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = False) -> Counts:
@@ -228,50 +355,90 @@ def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = F
     soon as they are copied into the matrix, so the peak stays near one copy of the counts.
     """
     words: dict[str, int] = {}
+    # per vocabulary: a buffer whose first entries map its word numbers to corpus word numbers
+    maps: list[tuple[np.ndarray, int]] = []
+    current: dict[int, int] = {}  # source -> the vocabulary its runs number words in now
     staged: list[_Staged] = []
     for chunk in chunks:
-        if chunk.word_base:  # numbered on from the runs before: same numbers here
-            if chunk.word_base != len(words):
+        if chunk.word_base:  # numbered on from the source's runs before
+            at = current.get(chunk.source)
+            if at is None or chunk.word_base != maps[at][1]:
                 raise IndexStateError("runs sharing a vocabulary must be merged in their order")
-            first = len(words)
-            words.update(zip(chunk.words, range(first, first + len(chunk.words)), strict=True))
-            word_map = np.arange(len(words), dtype=np.int64)
         else:
-            word_map = np.fromiter(
-                (words.setdefault(w, len(words)) for w in chunk.words),
-                dtype=np.int64,
-                count=len(chunk.words),
+            at = current[chunk.source] = len(maps)
+            maps.append((np.empty(0, np.int64), 0))
+        buffer, filled = maps[at]
+        size = filled + len(chunk.words)
+        if size > len(buffer):  # grown by doubling: the copies add up to twice the words
+            buffer = np.concatenate(
+                [buffer[:filled], np.empty(max(size, 2 * filled) - filled, np.int64)]
             )
+        buffer[filled:size] = np.fromiter(
+            (words.setdefault(w, len(words)) for w in chunk.words),
+            dtype=np.int64,
+            count=len(chunk.words),
+        )
+        maps[at] = (buffer, size)
+        word_map = buffer[:size]
         pair_keys = (word_map[chunk.pairs[:, 0]] << 32) | word_map[chunk.pairs[:, 1]]
-        staged.append(_Staged(chunk.indptr, chunk.indices, chunk.data, word_map, pair_keys))
+        staged.append(_Staged(chunk.indptr, chunk.indices, chunk.data, at, size, pair_keys))
         del chunk  # its word pairs are no longer needed
     n_words = len(words)
     all_pairs = sorted_unique(
         np.concatenate([s.pair_keys for s in staged] + [np.empty(0, np.int64)]), in_place=True
     )
     n_terms = n_words + len(all_pairs)
+    n_rows = sum(len(st.indptr) - 1 for st in staged)
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    # Without bigrams to drop, each run goes straight into the corpus matrix in the first pass,
+    # released as soon as it is copied: the runs and the matrix never both exist in full.
+    direct = not drop_single_bigrams
+    total = sum(len(st.indices) for st in staged) if direct else 0
+    indices = np.empty(total, dtype=np.int32)
+    data = np.empty(total, dtype=np.float32)
+    row = at = released = 0
+    # trim often enough that freed runs never pile up, and at most about 32 times (each trim walks
+    # the whole heap: 8 MB steps made hundreds of them at a million passages)
+    trim_every = max(_RELEASE_EVERY, sum(st.indices.nbytes + st.data.nbytes for st in staged) // 32)
     # first pass: each run's terms in corpus numbers, document frequencies, passage lengths
     df = np.zeros(n_terms, dtype=np.int64)
     lengths = []
     for st in staged:
-        term_map = np.concatenate([st.word_map, n_words + np.searchsorted(all_pairs, st.pair_keys)])
-        st.word_map, st.pair_keys = term_map, np.empty(0, np.int64)  # (word_map: now all terms)
+        term_map = np.concatenate(
+            [
+                maps[st.vocabulary][0][: st.n_words],
+                n_words + np.searchsorted(all_pairs, st.pair_keys),
+            ]
+        )
+        st.pair_keys = np.empty(0, np.int64)
         df[term_map] += np.bincount(st.indices, minlength=len(term_map))  # a run's terms differ
-        rows = np.repeat(np.arange(len(st.indptr) - 1), np.diff(st.indptr))
-        lengths.append(np.bincount(rows, weights=st.data, minlength=len(st.indptr) - 1))
+        rows = len(st.indptr) - 1
+        row_of = np.repeat(np.arange(rows), np.diff(st.indptr))
+        lengths.append(np.bincount(row_of, weights=st.data, minlength=rows))
+        if not direct:
+            st.indices = term_map.astype(np.int32)[st.indices]  # corpus term numbers from here on
+            continue
+        m = len(st.indices)
+        indices[at : at + m] = term_map[st.indices]
+        data[at : at + m] = st.data
+        indptr[row + 1 : row + rows + 1] = at + st.indptr[1:]
+        row, at = row + rows, at + m
+        released += _release(st)
+        if released >= trim_every:
+            release_free_memory()
+            released = 0
+    maps.clear()
     keep = np.ones(n_terms, dtype=bool)
     if drop_single_bigrams:
         keep[n_words:] = df[n_words:] > 1
     new_number = np.cumsum(keep) - 1  # the kept terms, renumbered in order
     # second pass: copy the kept entries into the corpus matrix, releasing each run
-    n_rows = sum(len(st.indptr) - 1 for st in staged)
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    total = sum(int(keep[st.word_map[st.indices]].sum()) for st in staged)
-    indices = np.empty(total, dtype=np.int32)
-    data = np.empty(total, dtype=np.float32)
-    row = at = released = 0
-    for st in staged:
-        terms = st.word_map[st.indices]
+    if not direct:
+        total = sum(int(keep[st.indices].sum()) for st in staged)
+        indices = np.empty(total, dtype=np.int32)
+        data = np.empty(total, dtype=np.float32)
+    for st in staged if not direct else ():
+        terms = st.indices
         mask = keep[terms]
         m = int(mask.sum())
         rows = len(st.indptr) - 1
@@ -280,9 +447,9 @@ def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = F
         row_of = np.repeat(np.arange(rows), np.diff(st.indptr))
         indptr[row + 1 : row + rows + 1] = at + np.cumsum(np.bincount(row_of[mask], minlength=rows))
         row, at = row + rows, at + m
-        released += st.indices.nbytes + st.data.nbytes + st.indptr.nbytes + st.word_map.nbytes
-        st.indices = st.data = st.indptr = st.word_map = np.empty(0, np.int64)  # released
-        if released >= _RELEASE_EVERY:  # else glibc keeps the freed runs: the output would
+        del terms
+        released += _release(st)
+        if released >= trim_every:  # else glibc keeps the freed runs: the output would
             release_free_memory()  # sit on top of all of them (1.2 GB more at 1M passages)
             released = 0
     return Counts(

@@ -43,7 +43,13 @@ def _run(task: Callable[[Any, tuple[int, int]], _T], bounds: tuple[int, int]) ->
 
 
 def forked_slices(
-    task: Callable[[Any, tuple[int, int]], _T], shared: Any, n: int, size: int, workers: int
+    task: Callable[[Any, tuple[int, int]], _T],
+    shared: Any,
+    n: int,
+    size: int,
+    workers: int,
+    *,
+    renew: bool = True,
 ) -> Iterator[tuple[tuple[int, int], _T]]:
     """((a, b), task(shared, (a, b))) for the slices [a, b) of range(n) of `size` items, in order,
     computed by `workers` forked processes that see `shared` without a copy. `task` must be a
@@ -55,12 +61,15 @@ def forked_slices(
     counts, so each page a worker reads becomes its own copy: kept for the whole build, those
     copies add up to the corpus again (1 GB at a million passages). But each fork costs in
     proportion to the parent's memory: at a million passages, a fresh worker every 2 slices
-    made the build 30% slower."""
+    made the build 30% slower. `renew=False` keeps each worker for the whole run: for tasks that
+    read only numpy arrays of `shared` (whose pages a worker never writes), so nothing is copied
+    and a worker's caches serve all its slices."""
     global _SHARED
     import multiprocessing
 
     bounds_all = [(a, min(a + size, n)) for a in range(0, n, size)]
     per_worker = max(TASKS_PER_WORKER, -(-len(bounds_all) // (workers * WORKER_LIVES)))
+    lives = per_worker if renew else None
     slices = iter(bounds_all)
     with _LOCK:  # replacement workers are forked while the run lasts: _SHARED stays ours till then
         _SHARED = shared
@@ -68,7 +77,7 @@ def forked_slices(
         # making each page holding one the worker's own copy (Python's gc.freeze advice)
         gc.freeze()
         try:
-            pool = multiprocessing.get_context("fork").Pool(workers, maxtasksperchild=per_worker)
+            pool = multiprocessing.get_context("fork").Pool(workers, maxtasksperchild=lives)
             with pool:
                 pending: deque[tuple[tuple[int, int], Any]] = deque()
                 for bounds in itertools.islice(slices, 2 * workers):

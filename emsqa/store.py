@@ -34,12 +34,12 @@ from typing import Any
 import numpy as np
 
 from emsqa.arrays import release_free_memory
-from emsqa.counting import ChunkCounts, Vocabulary, count_chunk, merge_chunks
+from emsqa.counting import ChunkCounts, Vocabulary, count_chunk, count_fields, merge_chunks
 from emsqa.datatypes import Passage, _unchecked
 from emsqa.errors import IndexFormatError, IndexStateError, IndexWriteError, UsageError
 from emsqa.parallel import can_fork, forked_slices, usable_cores
 from emsqa.strings import StringTable
-from emsqa.text import STOP_WORDS, Analyzer, tokenize
+from emsqa.text import STOP_WORDS, Analyzer
 
 __all__ = [
     "FORMAT_VERSION",
@@ -387,16 +387,17 @@ class Store:
         return self.passages([i])[0]
 
 
-def _surface_words(
-    passages: Sequence[Passage], limit: int = 5000, sample: int = 3000
-) -> tuple[str, ...]:
-    counts: Counter[str] = Counter()
-    for p in passages[:sample]:
-        counts.update(tokenize(p.text))
-    for t in list(counts):  # filtered once per distinct token (the order of the rest is kept)
+_SURFACE_SAMPLE = 3000  # passages whose tokens choose the surface words (spelling suggestions) ...
+_SURFACE_LIMIT = 5000  # ... and how many of the most frequent are kept
+
+
+def _surface_words(seen: Counter[str]) -> tuple[str, ...]:
+    """The most frequent tokens of the first _SURFACE_SAMPLE passages (`seen`, in order of first
+    appearance), leaving out short ones, stop words and numbers."""
+    for t in list(seen):  # filtered once per distinct token (the order of the rest is kept)
         if len(t) <= 2 or t in STOP_WORDS or t[0].isdigit():
-            del counts[t]
-    return tuple(w for w, _ in counts.most_common(limit))
+            del seen[t]
+    return tuple(w for w, _ in seen.most_common(_SURFACE_LIMIT))
 
 
 _WEIGHT_ROWS = 4_000  # passages weighted at a time (bounds the temporaries)
@@ -404,7 +405,9 @@ _GATHER = 1_000_000  # postings renumbered into hash order at a time
 _SCATTER = 250_000  # postings at least scattered into term order at a time (bounds temporaries)
 PARALLEL_FROM = 10_000  # passages: from here on, passages are counted by forked worker processes
 RARE_BIGRAMS_FROM = 50_000  # passages: from here on, bigrams found in one passage only are dropped
-_CHUNK = 2_000  # passages per unit of work (and per progress report)
+TABLES_FIRST_BELOW = 50_000  # passages: below this, forked workers read the passage tables
+_CHUNK = 2_000  # passages per unit of work (and per progress report) at most ...
+_SHARES = 4  # ... and fewer on smaller corpora: at least this many units per worker (balance)
 
 Progress = Callable[[int, int], None]  # (passages counted so far, all passages)
 
@@ -412,24 +415,146 @@ Progress = Callable[[int, int], None]  # (passages counted so far, all passages)
 def _count(
     passages: Sequence[Passage],
     settings: IndexSettings,
-    analyzer: Analyzer,
-    vocabulary: Vocabulary | None = None,
+    vocabulary: Vocabulary,
+    start: int,
+    source: int = 0,
 ) -> ChunkCounts:
+    """Term counts of `passages`, passages[0] being passage number `start` of the corpus."""
     return count_chunk(
-        passages, analyzer, settings.title_weight, settings.section_weight, vocabulary
+        passages,
+        vocabulary.analyzer,
+        settings.title_weight,
+        settings.section_weight,
+        vocabulary,
+        surface=max(0, _SURFACE_SAMPLE - start),
+        source=source,
+    )
+
+
+# A forked worker's vocabulary, kept from one slice to its next (each word is learnt and stemmed
+# once per worker, not once per slice): (its process id, the vocabulary).
+_WORKER_VOCABULARY: tuple[int, Vocabulary] | None = None
+
+
+@dataclass(frozen=True)
+class _PassageTables:
+    """The passages as the store keeps them: text, document and section numbers, and the tables
+    of document ids, titles, sources and section titles."""
+
+    p_text: StringTable
+    p_doc: np.ndarray
+    p_start: np.ndarray
+    p_end: np.ndarray
+    p_section: np.ndarray
+    doc_ids: StringTable
+    doc_titles: StringTable
+    doc_sources: StringTable
+    sections: StringTable
+
+    def places(self, a: int, b: int) -> list[tuple[object, int, int]]:
+        """(document number, start, end) of passages [a, b)."""
+        return list(
+            zip(
+                self.p_doc[a:b].tolist(),
+                self.p_start[a:b].tolist(),
+                self.p_end[a:b].tolist(),
+                strict=True,
+            )
+        )
+
+    def fields(self, a: int, b: int) -> tuple[list[str], list[str], list[str]]:
+        """(texts, titles, sections) of passages [a, b), decoded from the tables."""
+        titles: dict[int, str] = {}
+        names: dict[int, str] = {}
+        doc_titles, sections = self.doc_titles, self.sections
+        return (
+            self.p_text.strings(a, b),
+            [
+                titles.get(d) or titles.setdefault(d, doc_titles[d])
+                for d in self.p_doc[a:b].tolist()
+            ],
+            [
+                names.get(s) or names.setdefault(s, sections[s])
+                for s in self.p_section[a:b].tolist()
+            ],
+        )
+
+
+def _passage_tables(passages: Sequence[Passage]) -> _PassageTables:
+    n = len(passages)
+    doc_index: dict[str, int] = {}
+    doc_titles: list[str] = []
+    doc_sources: list[str] = []
+    section_index: dict[str, int] = {}
+    p_doc = np.empty(n, dtype=np.int32)
+    p_section = np.empty(n, dtype=np.int32)
+    for i, p in enumerate(passages):
+        d = doc_index.get(p.doc_id)
+        if d is None:
+            d = doc_index[p.doc_id] = len(doc_index)
+            doc_titles.append(p.title)
+            doc_sources.append(p.source)
+        p_doc[i] = d
+        p_section[i] = section_index.setdefault(p.section, len(section_index))
+    return _PassageTables(
+        p_text=StringTable.of([p.text for p in passages]),
+        p_doc=p_doc,
+        p_start=np.fromiter((p.start for p in passages), dtype=np.int64, count=n),
+        p_end=np.fromiter((p.end for p in passages), dtype=np.int64, count=n),
+        p_section=p_section,
+        doc_ids=StringTable.of(list(doc_index)),
+        doc_titles=StringTable.of(doc_titles),
+        doc_sources=StringTable.of(doc_sources),
+        sections=StringTable.of(list(section_index)),
     )
 
 
 def _count_slice(
+    work: tuple[_PassageTables, IndexSettings], bounds: tuple[int, int]
+) -> ChunkCounts:
+    """Term counts of passages [a, b) of `work` (runs in a forked worker). The passages are read
+    from the tables' arrays, not from the parent's Passage objects: reading an object writes its
+    reference count, which would make the worker its own copy of every page of them it read."""
+    global _WORKER_VOCABULARY
+    tables, settings = work
+    pid = os.getpid()
+    if _WORKER_VOCABULARY is None or _WORKER_VOCABULARY[0] != pid:  # a worker's first slice
+        _WORKER_VOCABULARY = (pid, Vocabulary(settings.analyzer()))
+    a, b = bounds
+    counted = count_fields(
+        *tables.fields(a, b),
+        _WORKER_VOCABULARY[1].analyzer,
+        settings.title_weight,
+        settings.section_weight,
+        _WORKER_VOCABULARY[1],
+        surface=max(0, _SURFACE_SAMPLE - a),
+        source=pid,
+        places=tables.places(a, b),
+    )
+    release_free_memory()  # the slice's temporaries: a worker lives for the whole run
+    return counted
+
+
+def _count_passages_slice(
     work: tuple[Sequence[Passage], IndexSettings], bounds: tuple[int, int]
 ) -> ChunkCounts:
-    """Term counts of passages [a, b) of `work` (runs in a forked worker)."""
+    """Term counts of passages [a, b) of `work`, read from the Passage objects (runs in a forked
+    worker that is replaced every few slices: see parallel.forked_slices)."""
+    global _WORKER_VOCABULARY
     passages, settings = work
-    return _count(passages[bounds[0] : bounds[1]], settings, settings.analyzer())
+    pid = os.getpid()
+    if _WORKER_VOCABULARY is None or _WORKER_VOCABULARY[0] != pid:  # a worker's first slice
+        _WORKER_VOCABULARY = (pid, Vocabulary(settings.analyzer()))
+    a, b = bounds
+    return _count(passages[a:b], settings, _WORKER_VOCABULARY[1], a, source=pid)
 
 
 def _chunk_counts(
-    passages: Sequence[Passage], settings: IndexSettings, workers: int, progress: Progress | None
+    passages: Sequence[Passage],
+    tables: _PassageTables | None,
+    settings: IndexSettings,
+    workers: int,
+    progress: Progress | None,
 ) -> Iterator[ChunkCounts]:
     """Term counts of each run of _CHUNK passages, in order, counted `workers` ways."""
     n = len(passages)
@@ -438,14 +563,33 @@ def _chunk_counts(
         vocabulary = Vocabulary(analyzer)  # one numbering for every run
         for a in range(0, n, _CHUNK):
             b = min(a + _CHUNK, n)
-            yield _count(passages[a:b], settings, analyzer, vocabulary)
+            yield _count(passages[a:b], settings, vocabulary, a)
             if progress:
                 progress(b, n)
         return
-    for (_, b), counted in forked_slices(_count_slice, (passages, settings), n, _CHUNK, workers):
+    if tables is None:  # a large corpus: workers read the passages, and are replaced (memory)
+        whole = (passages, settings)
+        for (_, b), counted in forked_slices(_count_passages_slice, whole, n, _CHUNK, workers):
+            yield counted
+            if progress:
+                progress(b, n)
+        return
+    work = (tables, settings)
+    # workers keep their vocabulary from slice to slice, so smaller slices cost little: enough of
+    # them that no worker is left with a last slice to count alone while the others are done
+    size = max(1, min(_CHUNK, -(-n // (_SHARES * workers))))
+    for (_, b), counted in forked_slices(_count_slice, work, n, size, workers, renew=False):
         yield counted
         if progress:
             progress(b, n)
+
+
+def _surface_counts(chunks: Iterator[ChunkCounts], seen: Counter[str]) -> Iterator[ChunkCounts]:
+    """`chunks`, adding the token counts they carry (ChunkCounts.surface) to `seen`, in order."""
+    for chunk in chunks:
+        if chunk.surface:
+            seen.update(chunk.surface)
+        yield chunk
 
 
 def _drops_rare_bigrams(n_passages: int, settings: IndexSettings) -> bool:
@@ -503,8 +647,12 @@ def build_store(
     if workers > 1 and not can_fork():
         workers = 1
     drop_early = settings.weighting == "bm25"  # (tfidf's norms count every term: dropped later)
+    seen: Counter[str] = Counter()  # the first passages' tokens, for the surface words
+    # Forked workers read the passages from their tables, made first, when the corpus is small
+    # enough that the tables cost less memory during the merge than the workers' copies would.
+    tables = _passage_tables(passages) if workers > 1 and n < TABLES_FIRST_BELOW else None
     counts = merge_chunks(
-        _chunk_counts(passages, settings, workers, progress),
+        _surface_counts(_chunk_counts(passages, tables, settings, workers, progress), seen),
         drop_single_bigrams=drop_early and _drops_rare_bigrams(n, settings),
     )
     if not counts.n_terms:
@@ -539,7 +687,6 @@ def build_store(
 
         tfidf = TfidfTransformer(norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=True)
         x = tfidf.fit_transform(x).tocsr().astype(np.float32)  # norms count every term
-        idf = tfidf.idf_.astype(np.float32)
         x = _drop_rare_bigrams(x, n_words, settings)
         df = _document_frequency(x.indices, x.shape[1])
     del lengths
@@ -548,52 +695,46 @@ def build_store(
     # copy of the matrix (a whole-matrix tocsc() held both, the build's largest peak)
     kept = np.flatnonzero(df > 0)  # every term but the dropped bigrams
     order = kept[np.argsort(hashes[kept], kind="stable")]
+    del kept
     hashes = hashes[order]
     if len(hashes) > 1 and np.any(hashes[1:] == hashes[:-1]):
         raise IndexStateError("two index terms share a 64-bit hash; rebuild with other settings")
+    # what is left of the term arrays in hash order now, so only those stay for the scatter
+    term_counts = df[order]
+    del df
+    terms = names.take(order) if names is not None else None
+    del names
     indptr, indices, weights = x.indptr, x.indices, x.data
     del x
     # weights become uint16 steps before the scatter, so it runs beside 6 bytes a posting, not 8
     post_scale, steps = _steps_in_order(indices, weights, order)
-    del weights
+    del weights, order
     release_free_memory()
-    post_ptr, post_idx, post_w = _term_major(indptr, indices, steps, df[order])
+    post_ptr, post_idx, post_w = _term_major(indptr, indices, steps, term_counts)
     del indptr, indices, steps
     release_free_memory()
 
-    doc_index: dict[str, int] = {}
-    doc_titles: list[str] = []
-    doc_sources: list[str] = []
-    section_index: dict[str, int] = {}
-    p_doc = np.empty(n, dtype=np.int32)
-    p_section = np.empty(n, dtype=np.int32)
-    for i, p in enumerate(passages):
-        d = doc_index.get(p.doc_id)
-        if d is None:
-            d = doc_index[p.doc_id] = len(doc_index)
-            doc_titles.append(p.title)
-            doc_sources.append(p.source)
-        p_doc[i] = d
-        p_section[i] = section_index.setdefault(p.section, len(section_index))
+    if tables is None:
+        tables = _passage_tables(passages)
     return Store(
         settings=settings,
         term_hash=hashes,
-        terms=names.take(order) if names is not None else None,
+        terms=terms,
         post_ptr=post_ptr.astype(_pointer_dtype(len(post_idx))),
         post_idx=post_idx,
         post_w=post_w,
         post_scale=post_scale,
-        p_doc=p_doc,
-        p_start=np.fromiter((p.start for p in passages), dtype=np.int64, count=n),
-        p_end=np.fromiter((p.end for p in passages), dtype=np.int64, count=n),
+        p_doc=tables.p_doc,
+        p_start=tables.p_start,
+        p_end=tables.p_end,
         p_ordinal=np.fromiter((p.ordinal for p in passages), dtype=np.int32, count=n),
-        p_section=p_section,
-        p_text=StringTable.of([p.text for p in passages]),
-        doc_ids=StringTable.of(list(doc_index)),
-        doc_titles=StringTable.of(doc_titles),
-        doc_sources=StringTable.of(doc_sources),
-        sections=StringTable.of(list(section_index)),
-        words=_surface_words(passages),
+        p_section=tables.p_section,
+        p_text=tables.p_text,
+        doc_ids=tables.doc_ids,
+        doc_titles=tables.doc_titles,
+        doc_sources=tables.doc_sources,
+        sections=tables.sections,
+        words=_surface_words(seen),
         name=name,
         fingerprint=fingerprint,
     )

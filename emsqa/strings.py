@@ -6,6 +6,7 @@ and joined pairwise ("cardiac" + " " + "arrest"), with numpy over the bytes.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -64,6 +65,16 @@ class StringTable:
 
     def __getitem__(self, i: int) -> str:
         return self.raw(i).decode("utf-8")
+
+    def strings(self, a: int, b: int) -> list[str]:
+        """Strings a, a + 1, ..., b - 1, decoded at once (one bytes object, not one a string)."""
+        lo = self.offsets.item(a)
+        raw = self.blob[lo : self.offsets.item(b)].tobytes()
+        cuts = (self.offsets[a : b + 1] - lo).tolist()
+        if raw.isascii():  # characters are bytes: slice one decoded string
+            text = raw.decode("ascii")
+            return [text[x:y] for x, y in itertools.pairwise(cuts)]
+        return [raw[x:y].decode("utf-8") for x, y in itertools.pairwise(cuts)]
 
     def take(self, order: np.ndarray) -> StringTable:
         """A table of strings order[0], order[1], ... of this one."""
