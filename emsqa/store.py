@@ -509,26 +509,32 @@ def _passage_tables(passages: Sequence[Passage]) -> _PassageTables:
     )
 
 
+def _worker_vocabulary(settings: IndexSettings) -> Vocabulary:
+    """This process's vocabulary, made at a forked worker's first slice and kept for the next."""
+    global _WORKER_VOCABULARY
+    pid = os.getpid()
+    if _WORKER_VOCABULARY is None or _WORKER_VOCABULARY[0] != pid:
+        _WORKER_VOCABULARY = (pid, Vocabulary(settings.analyzer()))
+    return _WORKER_VOCABULARY[1]
+
+
 def _count_slice(
     work: tuple[_PassageTables, IndexSettings], bounds: tuple[int, int]
 ) -> ChunkCounts:
     """Term counts of passages [a, b) of `work` (runs in a forked worker). The passages are read
     from the tables' arrays, not from the parent's Passage objects: reading an object writes its
     reference count, which would make the worker its own copy of every page of them it read."""
-    global _WORKER_VOCABULARY
     tables, settings = work
-    pid = os.getpid()
-    if _WORKER_VOCABULARY is None or _WORKER_VOCABULARY[0] != pid:  # a worker's first slice
-        _WORKER_VOCABULARY = (pid, Vocabulary(settings.analyzer()))
+    vocabulary = _worker_vocabulary(settings)
     a, b = bounds
     counted = count_fields(
         *tables.fields(a, b),
-        _WORKER_VOCABULARY[1].analyzer,
+        vocabulary.analyzer,
         settings.title_weight,
         settings.section_weight,
-        _WORKER_VOCABULARY[1],
+        vocabulary,
         surface=max(0, _SURFACE_SAMPLE - a),
-        source=pid,
+        source=os.getpid(),
         places=tables.places(a, b),
     )
     release_free_memory()  # the slice's temporaries: a worker lives for the whole run
@@ -540,13 +546,9 @@ def _count_passages_slice(
 ) -> ChunkCounts:
     """Term counts of passages [a, b) of `work`, read from the Passage objects (runs in a forked
     worker that is replaced every few slices: see parallel.forked_slices)."""
-    global _WORKER_VOCABULARY
     passages, settings = work
-    pid = os.getpid()
-    if _WORKER_VOCABULARY is None or _WORKER_VOCABULARY[0] != pid:  # a worker's first slice
-        _WORKER_VOCABULARY = (pid, Vocabulary(settings.analyzer()))
     a, b = bounds
-    return _count(passages[a:b], settings, _WORKER_VOCABULARY[1], a, source=pid)
+    return _count(passages[a:b], settings, _worker_vocabulary(settings), a, source=os.getpid())
 
 
 def _chunk_counts(
