@@ -464,20 +464,18 @@ class _PassageTables:
 
     def fields(self, a: int, b: int) -> tuple[list[str], list[str], list[str]]:
         """(texts, titles, sections) of passages [a, b), decoded from the tables."""
-        titles: dict[int, str] = {}
-        names: dict[int, str] = {}
-        doc_titles, sections = self.doc_titles, self.sections
         return (
             self.p_text.strings(a, b),
-            [
-                titles.get(d) or titles.setdefault(d, doc_titles[d])
-                for d in self.p_doc[a:b].tolist()
-            ],
-            [
-                names.get(s) or names.setdefault(s, sections[s])
-                for s in self.p_section[a:b].tolist()
-            ],
+            _decoded(self.doc_titles, self.p_doc[a:b].tolist()),
+            _decoded(self.sections, self.p_section[a:b].tolist()),
         )
+
+
+def _decoded(table: StringTable, numbers: list[int]) -> list[str]:
+    """table[i] for each of `numbers`, each distinct string decoded once (passages of a document
+    share its title and section; an empty one too)."""
+    found: dict[int, str] = {}
+    return [found[i] if i in found else found.setdefault(i, table[i]) for i in numbers]
 
 
 def _passage_tables(passages: Sequence[Passage]) -> _PassageTables:
