@@ -9,7 +9,8 @@ Saving writes a fresh data folder, then atomically replaces manifest.json, then 
 folder: a save killed at any moment leaves the previous index loadable. Every array is read with
 `allow_pickle=False`, and the manifest's checksum and the arrays' digests are verified on load.
 
-Terms are addressed by a 64-bit BLAKE2b hash kept sorted, so a question's terms are found with one
+Terms are addressed by a 64-bit hash kept sorted (FNV-1a over a word's bytes, mixed; a bigram's
+key mixes its words' keys), so a question's terms are found with one
 `searchsorted` and the vocabulary never has to be loaded into a dict (a million-passage index opens
 memory-mapped in milliseconds). Postings are term-major (CSC): a question touches only the passages
 sharing one of its terms.
@@ -52,10 +53,10 @@ __all__ = [
     "save_store",
 ]
 
-# 3: postings in the narrowest dtypes that hold them, weights as 16-bit steps of a per-term scale
-#    (post_scale), bigrams keyed by their words' keys, no term strings and no df (the postings'
-#    lengths); 2: every term keyed by the "term_hash" the manifest names; 1: BLAKE2b. All three
-#    are read.
+# 4: no idf (derived from the postings' lengths when asked: Store.idf_of); 3: postings in the
+#    narrowest dtypes that hold them, weights as 16-bit steps of a per-term scale (post_scale),
+#    bigrams keyed by their words' keys, no term strings and no df (the postings' lengths); 2:
+#    every term keyed by the "term_hash" the manifest names; 1: BLAKE2b. All four are read.
 FORMAT_VERSION = 4
 FORMAT_NAME = "emsqa-index"
 MANIFEST = "manifest.json"
