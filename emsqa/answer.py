@@ -110,6 +110,8 @@ _ANY_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _REFERENCE_SECTIONS = frozenset(
     ["sources", "references", "bibliography", "further reading", "see also"]
 )
+# A list item led by a short label: "EMT: about 150 to 190 hours", "Paramedic — ...".
+_LABEL = re.compile(r"^[^\W\d_][^\s:—–]*(?: [^\s:—–]+){0,2}(?::| [—–]) ")
 _BULLET = re.compile(r"^\s*(?:[-*•‣▪]|\d+[.)])\s+")
 # A sentence opening with one of these leans on the sentence before it for its subject.
 _ANAPHORS = frozenset("it its he she his her they their them this these those such".split())
@@ -670,6 +672,38 @@ def _contrast_lead(
     return lead if score >= 0.5 * max(c.score for c in cands) else []
 
 
+def _label_lead(
+    cands: Sequence[_Candidate], pq: PreparedQuery, analyzer: Analyzer
+) -> list[_Candidate]:
+    """When the best sentence is a labelled list item ("AEMT: ... on top of EMT training") and an
+    item of the same list is labelled with what the question asks about ("EMT: about 150 to 190
+    hours" for "How long is EMT training?"), that item, to lead the answer: the label says what an
+    item is about, whatever else it names. It must hold some of the question's words and score at
+    least FILL_SHARE of the best; [] otherwise."""
+    if not cands:
+        return []
+    best = max(cands, key=lambda c: (c.score, -c.hit.rank, -c.start))
+    subjects = {t for t in pq.query.terms if " " not in t}
+
+    def label(c: _Candidate) -> str | None:
+        if not _LABEL.match(c.text):
+            return None
+        lead = analyzer.content(c.text.split(":")[0].split(" — ")[0].split(" – ")[0])
+        return lead[0] if len(lead) == 1 else None
+
+    if label(best) in subjects or label(best) is None:
+        return []
+    siblings = [
+        c
+        for c in cands
+        if c.hit is best.hit
+        and c.on_topic
+        and c.score >= FILL_SHARE * best.score
+        and label(c) in subjects
+    ]
+    return [max(siblings, key=lambda c: c.score)] if len(siblings) == 1 else []
+
+
 def _choose(
     cands: list[_Candidate],
     sides: list[set[str]],
@@ -761,7 +795,8 @@ def compose(
     chosen = _choose(
         cands,
         _sides(pq.query.text, analyzer, lexicon),
-        lead=_contrast_lead(cands, pq.query.text, analyzer, lexicon),
+        lead=_contrast_lead(cands, pq.query.text, analyzer, lexicon)
+        or _label_lead(cands, pq, analyzer),
     )
     numbers: dict[str, int] = {}
     citations: list[Citation] = []

@@ -288,6 +288,37 @@ def test_the_shipped_corpus_says_what_a_paramedic_is_first() -> None:
     assert first.text.startswith("A paramedic is a healthcare professional")
 
 
+_LEVELS = _doc(
+    "Each level has its own course.\n"
+    "- Dispatcher: about 40 hours of call-taking practice.\n"
+    "- Supervisor: about 60 hours on top of dispatcher call-taking training.\n",
+    title="Training",
+)
+
+
+def test_the_list_item_labelled_with_the_subject_leads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ "Supervisor: ... dispatcher call-taking training" holds more of the question's words; the
+    item labelled "Dispatcher" is the one about dispatchers."""
+    question = "How long is dispatcher call-taking training?"
+    assert _lead([_LEVELS], question).startswith("Dispatcher: about 40 hours")
+    monkeypatch.setattr(answer, "_label_lead", lambda *args: [])
+    assert _lead([_LEVELS], question).startswith("Supervisor:")
+
+
+def test_a_label_naming_no_subject_leaves_the_ranking_alone() -> None:
+    # no item is labelled with a question word: the best-scoring sentence stays first
+    assert _lead([_LEVELS], "How long is call-taking training for a supervisor?").startswith(
+        "Supervisor:"
+    )
+
+
+def test_the_shipped_corpus_gives_emt_course_hours_for_emt_training() -> None:
+    from emsqa.api import default_index
+
+    first = default_index().ask("How long is EMT training?").sentences[0]
+    assert first.text.startswith("EMT: about")
+
+
 # ------------------------------------------------------------------------------- further sentences
 
 
