@@ -112,6 +112,7 @@ _REFERENCE_SECTIONS = frozenset(
 )
 # A list item led by a short label: "EMT: about 150 to 190 hours", "Paramedic — ...".
 _LABEL = re.compile(r"^[^\W\d_][^\s:—–]*(?: [^\s:—–]+){0,2}(?::| [—–]) ")
+_LIST_ITEM_END = re.compile(r"(?<!\.\.)[.;]$")  # not an ellipsis
 _BULLET = re.compile(r"^\s*(?:[-*•‣▪]|\d+[.)])\s+")
 # A sentence opening with one of these leans on the sentence before it for its subject.
 _ANAPHORS = frozenset("it its he she his her they their them this these those such".split())
@@ -224,7 +225,9 @@ def _display(raw: str) -> str:
     lines = [" ".join(_BULLET.sub("", line).split()) for line in raw.splitlines()]
     lines = [line for line in lines if line]
     if len(lines) > 1 and lines[0].endswith(":"):
-        return f"{lines[0]} {'; '.join(lines[1:])}."
+        # the items as one sentence: "...: A; B; C." (an item's own full stop would double up)
+        items = "; ".join(_LIST_ITEM_END.sub("", line) for line in lines[1:])
+        return f"{lines[0]} {items}" + ("" if items.endswith(("...", "…", "!", "?")) else ".")
     return " ".join(lines)
 
 

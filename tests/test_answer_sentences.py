@@ -344,3 +344,19 @@ def test_a_figure_for_a_how_long_question_may_join_without_its_words() -> None:
     answer = _ask([shifts], "How long is a typical work stretch for ambulance crews?")
     assert answer.sentences[0].text.startswith("A typical ambulance crew")
     assert any("24-hour" in s.text for s in answer.sentences[1:])
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        (
+            "Settings:\n- Class work, on manikins.\n- Clinics.\n",
+            "Settings: Class work, on manikins; Clinics.",
+        ),
+        ("Settings:\n- Class work;\n- Clinics\n", "Settings: Class work; Clinics."),
+        ("Steps:\n- Check the scene...\n", "Steps: Check the scene..."),
+        ("Ask:\n- Is it safe?\n", "Ask: Is it safe?"),
+    ],
+)
+def test_a_list_shows_as_one_sentence_with_one_full_stop(raw: str, shown: str) -> None:
+    assert answer._display(raw) == shown
