@@ -512,8 +512,11 @@ def prepare(
     carry_weight = CARRY_WEIGHT
     if carry is None and history and is_follow_up(text, len(analyzer.content(topic))):
         carried = _carried_text(topic, history)
-        # "How long is EMT training?" -> "And paramedics?" still asks how long
-        intents |= _frames(history[-1])[1]
+        # "How long is EMT training?" -> "And paramedics?" still asks how long, and its cue words
+        # ("hours", "years", ...) still point at the passages that say how long
+        _, earlier_intents, earlier_cues = _frames(history[-1])
+        intents |= earlier_intents
+        cue_words = [*cue_words, *(w for w in earlier_cues if w not in cue_words)]
     if carried:
         pointing = [w for w in tokenize(topic) if w in _ANAPHORA]
         if (

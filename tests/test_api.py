@@ -90,6 +90,19 @@ def test_follow_up_naming_a_new_role_replaces_the_old_one(shipped: Index) -> Non
     assert again.to_dict() == answer.to_dict()
 
 
+def test_follow_up_keeps_asking_how_long(shipped: Index) -> None:
+    # "training" alone would rank the seed article's paramedic passages first; the earlier
+    # question's cue words (hours, weeks, years) find the course lengths
+    answer = shipped.ask("And paramedics?", history=["How long is EMT training?"])
+    assert (
+        "quantity"
+        in shipped.prepare("And paramedics?", history=["How long is EMT training?"]).intents
+    )
+    assert answer.sentences[0].text.startswith("Paramedic: about 1,200 to 1,800 hours")
+    plain = shipped.ask("And paramedics?", history=["What does EMT training cover?"])
+    assert "1,200" not in plain.text  # not asking how long: no course lengths
+
+
 def test_without_history_a_follow_up_is_just_a_question(shipped: Index) -> None:
     answer = shipped.ask("And what about paramedics?")
     assert answer.query.carried == ()
