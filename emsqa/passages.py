@@ -245,8 +245,10 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
 
 # --- passages --------------------------------------------------------------------------------------
 
-# A unit is a sentence, or a piece of a sentence longer than max_words: (start, end, paragraph, words).
-_Unit = tuple[int, int, bool, int]
+# A unit is a sentence, or a piece of a sentence longer than max_words:
+# (start, end, paragraph, words, in_list). `in_list`: a bullet item of a list that a line ending in
+# ":" introduces ("Training happens in three settings:"), so a passage should not end before it.
+_Unit = tuple[int, int, bool, int, bool]
 
 
 def _units(text: str, start: int, end: int, settings: SplitSettings) -> list[_Unit]:
@@ -254,17 +256,20 @@ def _units(text: str, start: int, end: int, settings: SplitSettings) -> list[_Un
     region = text[start:end]
     # When single spaces are the only whitespace, counting spaces counts words without copying.
     spaced = region.isprintable() and "  " not in region
+    listing = False  # the units so far are a lead-in ending in ":" and its items
     for a, b, paragraph in _sentences(text, start, end):
         words = text.count(" ", a, b) + 1 if spaced else len(text[a:b].split())
+        item = listing and _BULLET.match(text, a) is not None
+        listing = item or text[b - 1] == ":"
         if words <= settings.max_words:
-            units.append((a, b, paragraph, words))
+            units.append((a, b, paragraph, words, item))
             continue
         # Too long for one passage: cut at word boundaries into even pieces of at most target_words.
         spans = [m.span() for m in _WORD.finditer(text, a, b)]
         pieces = -(-len(spans) // settings.target_words)
         for k in range(pieces):
             lo, hi = len(spans) * k // pieces, len(spans) * (k + 1) // pieces
-            units.append((spans[lo][0], spans[hi - 1][1], paragraph and k == 0, hi - lo))
+            units.append((spans[lo][0], spans[hi - 1][1], paragraph and k == 0, hi - lo, False))
     return units
 
 
@@ -282,7 +287,8 @@ def _pick_end(
     # Avoid leaving a remainder too short to stand as a passage, when there is a choice.
     pool = [e for e in ends if e == n or cum[n] - cum[e] >= settings.min_words] or ends
     long_enough = [e for e in pool if cum[e] - cum[first] >= settings.min_words]
-    at_paragraph = [e for e in long_enough if e == n or units[e][2]]
+    # at a paragraph break, but not inside a list after its lead-in: the list stays whole
+    at_paragraph = [e for e in long_enough if e == n or (units[e][2] and not units[e][4])]
     choices = at_paragraph or long_enough
     if not choices:
         return pool[-1]

@@ -44,6 +44,16 @@ def _words(text: str) -> str:
     return " ".join(text.split())
 
 
+_ITEM_MARK = re.compile(r"(?m)^\s*- ")
+_ITEM_END = re.compile(r"[.;](?=\s|$)")
+
+
+def _list_words(text: str) -> str:
+    """_words() with a list's bullet markers and the '.'/';' that end its items left out: how a
+    lead-in and its items shown as one sentence ("An EMT may: a; b.") quote "An EMT may:\n- a\n- b"."""
+    return _words(_ITEM_END.sub("", _ITEM_MARK.sub("", text)))
+
+
 def _without_contrast_lead(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(answer, "_contrast_lead", lambda *args, **kwargs: [])
 
@@ -127,7 +137,9 @@ def test_the_shipped_aspirin_answer_leads_with_a_sentence() -> None:
         assert shown[-1] in ".!?:"
         assert shown.casefold().startswith(s.text[:20].casefold())
     lead = result.sentences[0]
-    assert _words(lead.text) in _words(_source(result, lead))  # the quote is the source's words
+    # the quote is the source's words (a list shown as one sentence loses only its bullets)
+    assert _list_words(lead.text) in _list_words(_source(result, lead))
+    assert "aspirin" in lead.text
 
 
 # ------------------------------------------------------------- 2. comparisons lead with a contrast

@@ -317,6 +317,33 @@ def test_passages_prefer_paragraph_ends_and_overlap_by_one_sentence() -> None:
     assert all(b.start > a.end for a, b in itertools.pairwise(no_overlap))
 
 
+def _listed(lead: str, items: int, words: int) -> str:
+    """A paragraph of 50 words, `lead` (ending in ":") and `items` bullet items of `words` words."""
+    paragraph = " ".join(sentence_of(10, f"p{k}x") for k in range(5))
+    bullets = "\n".join("- " + " ".join(f"i{j}w{k}" for k in range(words)) for j in range(items))
+    return f"{paragraph}\n\n{lead}\n\n{bullets}\n"
+
+
+def test_a_list_stays_with_its_lead_in_when_it_fits() -> None:
+    # 50 + 5 + 3 x 25 words: ending after the first item (80 words) would hit the target, but it
+    # would leave the lead-in with one item and the other items without their lead-in
+    text = _listed("Training happens in three settings:", 3, 25)
+    passages = split_document(make_doc(text))
+    check_passages(make_doc(text), passages, SplitSettings())
+    holding = [p for p in passages if "settings:" in p.text]
+    assert holding and all(p.text.rstrip().endswith("i2w24") for p in holding)
+    # without the colon the lines are separate paragraphs, and the passage ends near the target
+    plain = split_document(make_doc(text.replace("settings:", "settings.")))
+    assert not plain[0].text.rstrip().endswith("i2w24")
+
+
+def test_a_list_too_long_for_one_passage_is_still_cut() -> None:
+    text = _listed("These are the steps:", 8, 25)  # 200 words of items: over max_words
+    passages = split_document(make_doc(text))
+    check_passages(make_doc(text), passages, SplitSettings())
+    assert len(passages) >= 2
+
+
 def test_a_sentence_longer_than_max_words_is_cut_at_word_boundaries() -> None:
     text = "Start " + " ".join(f"w{i}" for i in range(400)) + " end. Short one here."
     passages = split_document(make_doc(text), max_words=150)
