@@ -89,6 +89,15 @@ _FRAMES: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
         (),
     ),
 )
+# The words of the frames, which a misspelling must not hide ("how offen", "the diference"): a
+# question word the index does not know is corrected to one of these as to a corpus word.
+_FRAME_SPELLINGS = tuple(
+    sorted(
+        "long many much often old soon percentage number stand stands short abbreviation define "
+        "definition meaning mean means differ differs difference differences different "
+        "differentiate compare compared compares comparison versus distinguish".split()
+    )
+)
 _FRAME_WORDS = re.compile(
     r"\b(mean|means|meaning|stand|stands|short|abbreviation|define|definition|differ|differs|differed|differences?|different|differentiate|compared?|compares|comparison|vs|versus|distinguish\w*)\b",
     re.I,
@@ -384,7 +393,7 @@ def _corrections(store: Store, analyzer: Analyzer, tokens: Sequence[str]) -> lis
     unknown = [
         tok
         for tok in dict.fromkeys(tokens)
-        if len(tok) >= 4 and tok not in STOP_WORDS and tok.isalpha()
+        if len(tok) >= 4 and tok not in STOP_WORDS and tok.isalpha() and tok not in _FRAME_SPELLINGS
     ]
     if not unknown:
         return []
@@ -397,7 +406,9 @@ def _corrections(store: Store, analyzer: Analyzer, tokens: Sequence[str]) -> lis
             continue
         limit = 2 if len(tok) >= 8 else 1
         best, best_d = "", limit + 1
-        for word in _near_words(store, tok, limit):
+        frame_words = [w for w in _FRAME_SPELLINGS if w[0] == tok[0]]
+        # frame words first: on a tie the first word found wins
+        for word in [*frame_words, *_near_words(store, tok, limit)]:
             if word != tok:
                 d = _edit_distance(tok, word, limit)
                 if d < best_d:
@@ -405,6 +416,22 @@ def _corrections(store: Store, analyzer: Analyzer, tokens: Sequence[str]) -> lis
         if best:
             out.append((tok, best))
     return out
+
+
+def _fix_frames(
+    text: str, found: tuple[str, set[str], list[str]], corrections: list[tuple[str, str]]
+) -> tuple[tuple[str, set[str], list[str]], list[tuple[str, str]]]:
+    """The frames of `text` read again with its misspelt frame words corrected ("how offen" asks
+    how often), and the corrections that made a frame; `found` and [] when none did."""
+    fixes = [(typo, fix) for typo, fix in corrections if fix in _FRAME_SPELLINGS]
+    if not fixes:
+        return found, []
+    words = dict(fixes)
+    fixed = re.sub(r"[^\W\d_]+", lambda m: words.get(m.group().lower(), m.group()), text)
+    again = _frames(fixed)
+    if (again[1], again[2]) == (found[1], found[2]):
+        return found, []
+    return again, [(t, f) for t, f in fixes if f not in tokenize(again[0])]
 
 
 def _carried_text(topic: str, history: Sequence[str]) -> str:
@@ -507,7 +534,12 @@ def prepare(
     """
     text, notice = _clean(question)
     analyzer = store.settings.analyzer()
-    topic, intents, cue_words = _frames(text)
+    found = _frames(text)
+    # misspelt words, found once: none of them is a pronoun a follow-up drops below
+    found_tokens = tokenize(found[0])
+    corrections = _corrections(store, analyzer, found_tokens)
+    (topic, intents, cue_words), framing = _fix_frames(text, found, corrections)
+    corrections = [c for c in corrections if c not in framing]
     carried = " ".join(carry) if carry is not None else ""
     carry_weight = CARRY_WEIGHT
     if carry is None and history and is_follow_up(text, len(analyzer.content(topic))):
@@ -525,8 +557,7 @@ def prepare(
             topic = " ".join(w for w in tokenize(topic) if w not in _ANAPHORA)
             carry_weight = 1.0
     cues = analyzer.content(" ".join(cue_words)) if cue_words else []
-    tokens = tokenize(topic)
-    corrections = _corrections(store, analyzer, tokens)
+    tokens = found_tokens if topic is found[0] else tokenize(topic)
     acc = _QueryTerms(analyzer, lexicon, concepts)
     topic_terms = acc.add(topic, 1.0, corrections, tokens)
     if carried:
@@ -556,7 +587,7 @@ def prepare(
             "text": text,
             "terms": tuple(topic_terms),
             "expansions": tuple(acc.expansions),
-            "corrections": tuple(corrections),
+            "corrections": (*framing, *corrections),
             "carried": tuple(carried.split()),
             "notice": notice,
         },

@@ -103,6 +103,20 @@ def test_follow_up_keeps_asking_how_long(shipped: Index) -> None:
     assert "1,200" not in plain.text  # not asking how long: no course lengths
 
 
+def test_a_misspelt_frame_word_still_says_what_is_asked(shipped: Index) -> None:
+    typo = shipped.prepare("how offen do i need to recertifiy")
+    plain = shipped.prepare("How often do I need to recertify?")
+    assert typo.intents == plain.intents == {"quantity"}
+    assert typo.cues == plain.cues and typo.cues
+    assert typo.query.corrections == (("offen", "often"), ("recertifiy", "recertify"))
+    assert not {"offen", "often"} & set(typo.terms)  # a frame, not something to search for
+    assert not shipped.ask("how offen do i need to recertifiy").abstained
+    assert shipped.ask("How lnog is EMT training?").sentences[0].text.startswith("EMT: about")
+    assert shipped.prepare("What does GCS stnad for?").intents == {"definition"}
+    # a corpus word one edit from a frame word is not a typo
+    assert shipped.prepare("How long do lung sounds last?").query.corrections == ()
+
+
 def test_without_history_a_follow_up_is_just_a_question(shipped: Index) -> None:
     answer = shipped.ask("And what about paramedics?")
     assert answer.query.carried == ()

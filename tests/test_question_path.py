@@ -159,23 +159,26 @@ def test_concepts_weigh_their_rarest_term(shipped: tuple[Index, list[str]]) -> N
 
 
 def _plain_corrections(store: Store, tokens: list[str]) -> list[tuple[str, str]]:
-    """Every unknown word of four letters or more against every corpus word with its first letter."""
+    """Every unknown word of four letters or more against every frame word, then every corpus
+    word, with its first letter."""
     analyzer = store.settings.analyzer()
+    frames = retrieve._FRAME_SPELLINGS
     out = []
     for tok in dict.fromkeys(tokens):
-        if len(tok) < 4 or not tok.isalpha() or tok in STOP_WORDS:
+        if len(tok) < 4 or not tok.isalpha() or tok in STOP_WORDS or tok in frames:
             continue
         if store.lookup(analyzer.content(tok))[0] >= 0:
             continue
         limit = 2 if len(tok) >= 8 else 1
+        words = [*frames, *store.words]
         near = [
             (retrieve._edit_distance(tok, w, limit), n)
-            for n, w in enumerate(store.words)
+            for n, w in enumerate(words)
             if w[0] == tok[0] and w != tok
         ]
         best = min(((d, n) for d, n in near if d <= limit), default=None)
         if best is not None:
-            out.append((tok, store.words[best[1]]))
+            out.append((tok, words[best[1]]))
     return out
 
 
