@@ -150,6 +150,22 @@ class PreparedQuery:
     )  # terms a fitting answer tends to hold ("hour" for "how long")
 
 
+# Contractions typed without their apostrophe ("whats an AED", "dont"): none is an English word
+# of its own ("cant" and "wont" are, rarely, so only "cant" is taken: nobody asks about jargon).
+_BARE_CONTRACTION = re.compile(
+    r"\b(?:(?:what|who|how|where|when|why|that)s"
+    r"|(?:do|does|did|ca|is|are|was|were|should|could|would|has|have|had|must)nt)\b",
+    re.I,
+)
+
+
+def _with_apostrophes(text: str) -> str:
+    """`text` with bare contractions spelt as usual: "whats" -> "what's", "dont" -> "don't"."""
+    if not _BARE_CONTRACTION.search(text):
+        return text
+    return _BARE_CONTRACTION.sub(lambda m: f"{m[0][:-1]}'{m[0][-1]}", text)
+
+
 def _clean(question: object) -> tuple[str, str]:
     if not isinstance(question, str):
         raise QuestionError(f"a question must be text, not {type(question).__name__}")
@@ -159,7 +175,7 @@ def _clean(question: object) -> tuple[str, str]:
         cut = text.rfind(" ", 0, MAX_QUESTION_CHARS)
         text = text[: cut if cut > MAX_QUESTION_CHARS // 2 else MAX_QUESTION_CHARS]
         notice = f"Your question was long; only its first {len(text):,} characters were used."
-    return " ".join(text.split()), notice
+    return _with_apostrophes(" ".join(text.split())), notice
 
 
 def is_follow_up(question: str, n_content: int) -> bool:

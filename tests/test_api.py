@@ -117,6 +117,33 @@ def test_a_misspelt_frame_word_still_says_what_is_asked(shipped: Index) -> None:
     assert shipped.prepare("How long do lung sounds last?").query.corrections == ()
 
 
+@pytest.mark.parametrize(
+    ("typed", "usual"),
+    [
+        ("whats an AED", "what's an AED"),
+        (
+            "Whats the difference between an EMT and a paramedic",
+            "What's the difference between an EMT and a paramedic",
+        ),
+        ("why cant an EMT start an IV", "why can't an EMT start an IV"),
+        ("dont EMTs give injections", "don't EMTs give injections"),
+    ],
+)
+def test_a_contraction_typed_without_its_apostrophe_reads_as_usual(
+    shipped: Index, typed: str, usual: str
+) -> None:
+    a, b = shipped.prepare(typed), shipped.prepare(usual)
+    assert (a.terms, a.weights, a.intents, a.cues) == (b.terms, b.weights, b.intents, b.cues)
+    assert a.query.text == usual
+    if typed.lower().startswith("whats"):
+        assert not shipped.ask(typed).abstained  # "what" is no longer a word to cover
+
+
+@pytest.mark.parametrize("word", ["its", "wont", "whatsoever", "cantor", "shell"])
+def test_real_words_are_not_read_as_contractions(shipped: Index, word: str) -> None:
+    assert shipped.prepare(f"a {word} b").query.text == f"a {word} b"
+
+
 def test_without_history_a_follow_up_is_just_a_question(shipped: Index) -> None:
     answer = shipped.ask("And what about paramedics?")
     assert answer.query.carried == ()
