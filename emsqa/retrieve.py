@@ -403,9 +403,12 @@ def _near_words(store: Store, tok: str, limit: int) -> list[str]:
     return [store.words[i] for i in rows[bag <= limit].tolist()]
 
 
-def _corrections(store: Store, analyzer: Analyzer, tokens: Sequence[str]) -> list[tuple[str, str]]:
+def _corrections(
+    store: Store, analyzer: Analyzer, tokens: Sequence[str], *, frames: bool = True
+) -> list[tuple[str, str]]:
     """(typo, corpus word) for question words (`tokens`) the index does not know but a corpus word is
-    one edit away from (two for words of eight letters or more). The first letter must agree."""
+    one edit away from (two for words of eight letters or more). The first letter must agree.
+    `frames`: a frame word (_FRAME_SPELLINGS) may be the correction too, and wins a tie."""
     unknown = [
         tok
         for tok in dict.fromkeys(tokens)
@@ -422,7 +425,7 @@ def _corrections(store: Store, analyzer: Analyzer, tokens: Sequence[str]) -> lis
             continue
         limit = 2 if len(tok) >= 8 else 1
         best, best_d = "", limit + 1
-        frame_words = [w for w in _FRAME_SPELLINGS if w[0] == tok[0]]
+        frame_words = [w for w in _FRAME_SPELLINGS if w[0] == tok[0]] if frames else []
         # frame words first: on a tie the first word found wins
         for word in [*frame_words, *_near_words(store, tok, limit)]:
             if word != tok:
@@ -555,7 +558,15 @@ def prepare(
     found_tokens = tokenize(found[0])
     corrections = _corrections(store, analyzer, found_tokens)
     (topic, intents, cue_words), framing = _fix_frames(text, found, corrections)
-    corrections = [c for c in corrections if c not in framing]
+    if any(fix in _FRAME_SPELLINGS for _, fix in corrections):
+        # a frame word that made no frame is no correction: the nearest corpus word instead
+        stray = [t for t, fix in corrections if fix in _FRAME_SPELLINGS and (t, fix) not in framing]
+        again = dict(_corrections(store, analyzer, stray, frames=False))
+        corrections = [
+            (t, again[t]) if t in stray else (t, fix)
+            for t, fix in corrections
+            if (t, fix) not in framing and (t not in stray or t in again)
+        ]
     carried = " ".join(carry) if carry is not None else ""
     carry_weight = CARRY_WEIGHT
     if carry is None and history and is_follow_up(text, len(analyzer.content(topic))):

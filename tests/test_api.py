@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import emsqa
-from emsqa import Conversation, Index
+from emsqa import Conversation, Document, Index
 from emsqa.api import shipped_corpus
 
 
@@ -115,6 +115,19 @@ def test_a_misspelt_frame_word_still_says_what_is_asked(shipped: Index) -> None:
     assert shipped.prepare("What does GCS stnad for?").intents == {"definition"}
     # a corpus word one edit from a frame word is not a typo
     assert shipped.prepare("How long do lung sounds last?").query.corrections == ()
+
+
+def test_a_frame_word_that_makes_no_frame_is_not_the_correction() -> None:
+    index = Index.build(
+        [
+            Document(id="a", title="Stents", text="A stent holds a narrowed artery open."),
+            Document(id="b", title="CPR", text="CPR stands for cardiopulmonary resuscitation."),
+        ]
+    )
+    # "stant" is one edit from the frame word "stand" and from the corpus word "stent"
+    assert index.prepare("What is a stant?").query.corrections == (("stant", "stent"),)
+    framed = index.prepare("What does CPR stnad for?")
+    assert framed.query.corrections == (("stnad", "stand"),) and "definition" in framed.intents
 
 
 @pytest.mark.parametrize(
