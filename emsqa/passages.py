@@ -22,7 +22,14 @@ from emsqa.datatypes import Document, Passage, _unchecked
 from emsqa.errors import CorpusError, UsageError
 from emsqa.parallel import can_fork, forked_slices, usable_cores
 
-__all__ = ["SplitSettings", "split_document", "split_documents", "split_sentences"]
+__all__ = [
+    "SplitSettings",
+    "passage_spans",
+    "require_documents",
+    "split_document",
+    "split_documents",
+    "split_sentences",
+]
 
 
 @dataclass(frozen=True)
@@ -354,6 +361,12 @@ def _spans(doc: Document, settings: SplitSettings) -> list[tuple[int, int, str]]
     return out
 
 
+def passage_spans(doc: Document, settings: SplitSettings) -> list[tuple[int, int, str]]:
+    """(start, end, section) of each passage `split_document(doc, ...)` makes, in order: passage k
+    is `doc.text[start:end]`, id f"{doc.id}#{k}" (for builds that never make Passage objects)."""
+    return _spans(doc, settings)
+
+
 def _passages_of(doc: Document, spans: list[tuple[int, int, str]]) -> list[Passage]:
     text = doc.text
     return [
@@ -378,6 +391,12 @@ def _passages_of(doc: Document, spans: list[tuple[int, int, str]]) -> list[Passa
 def _require_document(doc: object) -> None:
     if not isinstance(doc, Document):
         raise UsageError(f"split_document needs a Document, not {type(doc).__name__}")
+
+
+def require_documents(docs: Iterable[object]) -> None:
+    """Raise UsageError (as split_document does) unless every item of `docs` is a Document."""
+    for doc in docs:
+        _require_document(doc)
 
 
 def _split(doc: Document, settings: SplitSettings) -> list[Passage]:
@@ -437,8 +456,7 @@ def split_documents(
         for doc in docs:
             passages.extend(_split(doc, settings))
         return passages
-    for doc in docs:  # one clear error before any work, not a worker's
-        _require_document(doc)
+    require_documents(docs)  # one clear error before any work, not a worker's
     work = (docs, settings)
     size = max(1, min(_SPLIT_CHUNK, -(-len(docs) // (_SPLIT_SHARES * workers))))
     for (a, b), spans in forked_slices(_split_slice, work, len(docs), size, workers):
