@@ -381,10 +381,11 @@ def merge_chunks(
             buffer = np.concatenate(
                 [buffer[:filled], np.empty(max(size, 2 * filled) - filled, np.int64)]
             )
+        # the run's words not met before get the next corpus numbers, in order (run words differ)
+        fresh = [w for w in chunk.words if w not in words]
+        words.update(zip(fresh, range(len(words), len(words) + len(fresh)), strict=True))
         buffer[filled:size] = np.fromiter(
-            (words.setdefault(w, len(words)) for w in chunk.words),
-            dtype=np.int64,
-            count=len(chunk.words),
+            map(words.__getitem__, chunk.words), dtype=np.int64, count=len(chunk.words)
         )
         maps[at] = (buffer, size)
         word_map = buffer[:size]

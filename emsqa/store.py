@@ -403,10 +403,10 @@ _SURFACE_LIMIT = 5000  # ... and how many of the most frequent are kept
 def _surface_words(seen: Counter[str]) -> tuple[str, ...]:
     """The most frequent tokens of the first _SURFACE_SAMPLE passages (`seen`, in order of first
     appearance), leaving out short ones, stop words and numbers."""
-    for t in list(seen):  # filtered once per distinct token (the order of the rest is kept)
-        if len(t) <= 2 or t in STOP_WORDS or t[0].isdigit():
-            del seen[t]
-    return tuple(w for w, _ in seen.most_common(_SURFACE_LIMIT))
+    kept = Counter(  # filtered once per distinct token (the order of the rest is kept)
+        {t: c for t, c in seen.items() if len(t) > 2 and t not in STOP_WORDS and not t[0].isdigit()}
+    )
+    return tuple(w for w, _ in kept.most_common(_SURFACE_LIMIT))
 
 
 _WEIGHT_ROWS = 4_000  # passages weighted at a time (bounds the temporaries)
@@ -971,7 +971,7 @@ def _store_from_chunks(
     # term-major postings in hash order, scattered from x a slice of rows at a time: no second
     # copy of the matrix (a whole-matrix tocsc() held both, the build's largest peak)
     kept = np.flatnonzero(df > 0)  # every term but the dropped bigrams
-    order = kept[np.argsort(hashes[kept], kind="stable")]
+    order = kept[np.argsort(hashes[kept])]  # (distinct keys, checked below: any sort will do)
     del kept
     hashes = hashes[order]
     if len(hashes) > 1 and np.any(hashes[1:] == hashes[:-1]):
