@@ -251,3 +251,42 @@ def test_index_build_splits_and_counts_in_one_round_with_the_same_result(
     assert calls == ["one round", "two steps"]
     with pytest.raises(UsageError, match="Document"):
         store_module.build_store_from_documents([*docs, "text"], IndexSettings(), workers=2)  # type: ignore[list-item]
+
+
+# ASCII text of the characters that decide tokens: digits, letters, separators, joiners, "_"
+_ASCII_PIECES = [
+    "1",
+    "2,5",
+    "3.5",
+    "12",
+    "a",
+    "B",
+    "zz",
+    "'",
+    "'s",
+    "-",
+    ".",
+    ",",
+    "_",
+    " ",
+    "x-",
+    "\n",
+]
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.sampled_from(_ASCII_PIECES), max_size=30),
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=30),
+)
+def test_ascii_tokens_are_the_unicode_patterns_tokens(pieces: list[str], noise: str) -> None:
+    import re
+
+    from emsqa import text as text_module
+
+    reference = re.compile(text_module._TOKEN_PATTERN)  # the Unicode pattern, as on any text
+    for sample in ("".join(pieces), noise, "".join(pieces) + noise):
+        assert text_module._ASCII_TOKEN_RE.findall(sample) == reference.findall(sample)
+        assert tokenize(sample) == [
+            t[:-2] if t.endswith("'s") else t for t in reference.findall(sample.lower())
+        ]
