@@ -412,6 +412,7 @@ def _surface_words(seen: Counter[str]) -> tuple[str, ...]:
 _WEIGHT_ROWS = 4_000  # passages weighted at a time (bounds the temporaries)
 _GATHER = 1_000_000  # postings renumbered into hash order at a time
 _SCATTER = 250_000  # postings at least scattered into term order at a time (bounds temporaries)
+_AT_ONCE = 5_000_000  # postings up to which they are put in term order in one step (2x faster)
 PARALLEL_FROM = 10_000  # passages: from here on, passages are counted by forked worker processes
 RARE_BIGRAMS_FROM = 50_000  # passages: from here on, bigrams found in one passage only are dropped
 TABLES_FIRST_BELOW = 50_000  # passages: below this, forked workers read the passage tables
@@ -1081,6 +1082,13 @@ def _term_major(
     from scipy import sparse
 
     n, n_terms = len(indptr) - 1, len(term_counts)
+    if len(indices) <= _AT_ONCE:  # small: one tocsc(), its copy costs little (the same arrays)
+        whole = sparse.csr_matrix((steps, indices, indptr), shape=(n, n_terms)).tocsc()
+        return (
+            whole.indptr.astype(np.int64),
+            whole.indices.astype(_passage_dtype(n)),
+            whole.data.astype(np.uint16, copy=False),
+        )
     post_ptr = np.zeros(n_terms + 1, dtype=np.int64)
     np.cumsum(term_counts, out=post_ptr[1:])
     post_idx = np.empty(int(post_ptr[-1]), dtype=_passage_dtype(n))  # in their final, narrow

@@ -290,3 +290,15 @@ def test_ascii_tokens_are_the_unicode_patterns_tokens(pieces: list[str], noise: 
         assert tokenize(sample) == [
             t[:-2] if t.endswith("'s") else t for t in reference.findall(sample.lower())
         ]
+
+
+def test_postings_put_in_term_order_at_once_or_in_slices_are_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    passages = split_documents(_corpus(), target_words=12, min_words=5, max_words=20)
+    settings_ = IndexSettings()
+    at_once = build_store(passages, settings_, workers=1)
+    monkeypatch.setattr(store_module, "_AT_ONCE", 0)
+    monkeypatch.setattr(store_module, "_SCATTER", 50)  # many slices of rows
+    sliced = build_store(passages, settings_, workers=1)
+    _same_store(at_once, sliced)
