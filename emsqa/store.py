@@ -834,6 +834,9 @@ def _joined_tables(
         blob[at : at + len(text)] = np.frombuffer(text, dtype=np.uint8)
         at += len(text)
         del text
+    # the slices' text arrived in the pool's result thread, so its malloc arena holds the freed
+    # pieces: given back now, or they stay resident beside whatever the process does next
+    release_free_memory()
     tables = _PassageTables(
         p_text=StringTable(blob, offsets),
         p_doc=number[np.searchsorted(used, p_doc)],
