@@ -670,7 +670,25 @@ def build_store(
     )  # fmt: skip
 
 
-_DOC_SHARES = 8  # slices of documents per worker at least (their passages vary: balance)
+_DOC_SHARES = 8  # slices of documents per worker at least (their passages vary: balance) ...
+_SLICE_TEXT = 2**20  # ... and characters of text per slice at most (bounds a worker's temporaries)
+
+
+def _document_cuts(documents: Sequence[Document], workers: int) -> list[int]:
+    """Slice boundaries over `documents`: runs of about equal text, at most _SLICE_TEXT
+    characters (or one document) and _CHUNK documents each."""
+    sizes = np.fromiter((len(d.text) for d in documents), np.int64, len(documents))
+    ends = np.cumsum(sizes)
+    total = int(ends[-1]) if len(ends) else 0
+    budget = max(1, min(_SLICE_TEXT, -(-total // (_DOC_SHARES * workers))))
+    cuts = [0]
+    n = len(documents)
+    while cuts[-1] < n:
+        a = cuts[-1]
+        before = int(ends[a - 1]) if a else 0
+        b = int(np.searchsorted(ends, before + budget, side="right"))
+        cuts.append(min(n, a + _CHUNK, max(b, a + 1)))
+    return cuts
 
 
 @dataclass(frozen=True)
@@ -884,7 +902,7 @@ def build_store_from_documents(
         return build_store(passages, settings, name=name, fingerprint=fingerprint)
     require_documents(documents)  # one clear error before any work, not a worker's
     n_docs = len(documents)
-    size = max(1, min(_CHUNK, -(-n_docs // (_DOC_SHARES * workers))))
+    cuts = _document_cuts(documents, workers)
     # below TABLES_FIRST_BELOW documents, workers live for the whole run (their vocabulary serves
     # every slice); on large corpora the pages of Documents they read become their own: renewed
     renew = n_docs >= TABLES_FIRST_BELOW
@@ -895,7 +913,7 @@ def build_store_from_documents(
         before = 0
         work = (documents, split, settings)
         for _, (counted, got) in forked_slices(
-            _split_count_slice, work, n_docs, size, workers, renew=renew
+            _split_count_slice, work, n_docs, 0, workers, renew=renew, cuts=cuts
         ):
             if before < _SURFACE_SAMPLE:
                 seen.update(_surface_of(got, documents, _SURFACE_SAMPLE - before))
