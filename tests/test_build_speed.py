@@ -302,3 +302,20 @@ def test_postings_put_in_term_order_at_once_or_in_slices_are_the_same(
     monkeypatch.setattr(store_module, "_SCATTER", 50)  # many slices of rows
     sliced = build_store(passages, settings_, workers=1)
     _same_store(at_once, sliced)
+
+
+@given(st.lists(st.integers(0, 3000), max_size=60), st.integers(1, 4))
+def test_document_slices_cover_every_document_within_the_text_budget(
+    lengths: list[int], workers: int
+) -> None:
+    docs = [Document(id=f"d{i}", title="", text="x" * k) for i, k in enumerate(lengths)]
+    old = store_module._SLICE_TEXT, store_module._CHUNK
+    store_module._SLICE_TEXT, store_module._CHUNK = 2_500, 7
+    try:
+        cuts = store_module._document_cuts(docs, workers)
+    finally:
+        store_module._SLICE_TEXT, store_module._CHUNK = old
+    assert cuts[0] == 0 and cuts[-1] == len(docs)
+    for a, b in itertools.pairwise(cuts):
+        assert 0 < b - a <= 7
+        assert b - a == 1 or sum(lengths[a:b]) <= 2_500
