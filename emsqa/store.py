@@ -814,19 +814,21 @@ def _joined_tables(
     p_doc = np.concatenate([p.p_doc for p in parts] + [np.empty(0, np.int64)])
     n = len(p_doc)
     # documents are numbered by id in order of first appearance, those without passages left out
-    used = np.unique(p_doc)
+    # (p_doc never decreases: the documents that start a run of passages are the ones used)
+    starts_run = np.ones(n, dtype=bool)
+    np.not_equal(p_doc[1:], p_doc[:-1], out=starts_run[1:])
+    used = p_doc[starts_run]
+    used_docs = [documents[d] for d in used.tolist()]
     doc_index: dict[str, int] = {}
-    titles: list[str] = []
-    sources: list[str] = []
-    number = np.empty(len(used), dtype=np.int32)
-    for j, d in enumerate(used.tolist()):
-        doc = documents[d]
-        k = doc_index.get(doc.id)
-        if k is None:
-            k = doc_index[doc.id] = len(doc_index)
-            titles.append(doc.title)
-            sources.append(doc.source)
-        number[j] = k
+    number = np.fromiter(
+        (doc_index.setdefault(doc.id, len(doc_index)) for doc in used_docs),
+        np.int32,
+        len(used_docs),
+    )
+    if len(doc_index) < len(used_docs):  # an id used twice: each id's first document
+        used_docs = [used_docs[j] for j in np.unique(number, return_index=True)[1].tolist()]
+    titles = [doc.title for doc in used_docs]
+    sources = [doc.source for doc in used_docs]
     section_index: dict[str, int] = {}
     p_section = np.empty(n, dtype=np.int32)
     at = 0
@@ -857,7 +859,7 @@ def _joined_tables(
     release_free_memory()
     tables = _PassageTables(
         p_text=StringTable(blob, offsets),
-        p_doc=number[np.searchsorted(used, p_doc)],
+        p_doc=np.repeat(number, np.diff(np.flatnonzero(np.append(starts_run, True)))),
         p_start=starts,
         p_end=ends,
         p_section=p_section,
