@@ -319,3 +319,15 @@ def test_document_slices_cover_every_document_within_the_text_budget(
     for a, b in itertools.pairwise(cuts):
         assert 0 < b - a <= 7
         assert b - a == 1 or sum(lengths[a:b]) <= 2_500
+
+
+@needs_fork
+def test_one_round_build_of_nothing_searchable_fails_as_the_two_steps_do() -> None:
+    from emsqa.errors import IndexStateError
+
+    blank = [Document(id=f"d{i}", title="", text="  \n ") for i in range(12)]
+    with pytest.raises(IndexStateError, match="produced no passages"):
+        store_module.build_store_from_documents(blank, IndexSettings(), workers=2)
+    stop_words = [Document(id=f"d{i}", title="", text="The of and. A an.") for i in range(12)]
+    with pytest.raises(IndexStateError, match="no searchable words"):
+        store_module.build_store_from_documents(stop_words, IndexSettings(), workers=2)
