@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -218,6 +218,7 @@ def count_fields(
     surface: int = 0,
     source: int = 0,
     places: Sequence[tuple[object, int, int]] | None = None,
+    surface_tokens: list[list[str]] | None = None,
 ) -> ChunkCounts:
     """The term counts of passages given as their texts, titles and sections.
 
@@ -227,7 +228,8 @@ def count_fields(
     `vocabulary`: go on numbering words where the run before left off (runs counted in order by
     one process), instead of learning every token of this run anew; `source` names it (runs of
     one source are merged in order; see ChunkCounts). `surface`: also count the tokens of the
-    first `surface` passages' text, in ChunkCounts.surface.
+    first `surface` passages' text, in ChunkCounts.surface, or, given `surface_tokens`, append
+    those passages' tokens to it instead (ChunkCounts.surface is then None).
     """
     vocab = Vocabulary(analyzer) if vocabulary is None else vocabulary
     word_base = len(vocab.words)
@@ -258,7 +260,10 @@ def count_fields(
     for row, (text, title, section) in enumerate(zip(texts, titles, sections, strict=True)):
         toks = body.tokens(row, text) if body is not None else tokenize(text)
         if row < surface:
-            seen.update(toks)
+            if surface_tokens is None:
+                seen.update(toks)
+            else:
+                surface_tokens.append(toks)
         tokens.extend(toks)
         field_rows.append(row)
         field_sizes.append(len(toks))
@@ -302,7 +307,7 @@ def count_fields(
         data = data.astype(np.uint16)  # send and to keep until the merge (float32 there again)
     pairs = np.stack([pair_keys // max(n_words, 1), pair_keys % max(n_words, 1)], axis=1)
     added = list(itertools.islice(vocab.words, word_base, None))
-    surface_counts = dict(seen) if surface else None
+    surface_counts = dict(seen) if surface and surface_tokens is None else None
     return ChunkCounts(added, word_base, pairs, indptr, indices, data, surface_counts, source)
 
 
@@ -346,13 +351,16 @@ def _release(st: _Staged) -> int:
     return size
 
 
-def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = False) -> Counts:
+def merge_chunks(
+    chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool | Callable[[int], bool] = False
+) -> Counts:
     """One matrix over the corpus vocabulary from chunk counts given in passage order.
 
     Words are numbered in order of first appearance; bigrams follow all words, sorted by their
     (first word, second word) numbers. `drop_single_bigrams`: leave out bigrams found in a single
-    passage (Counts.lengths still counts them). Runs are read twice and their arrays released as
-    soon as they are copied into the matrix, so the peak stays near one copy of the counts.
+    passage (Counts.lengths still counts them); a function of the number of passages decides
+    once every chunk is read. Runs are read twice and their arrays released as soon as they are
+    copied into the matrix, so the peak stays near one copy of the counts.
     """
     words: dict[str, int] = {}
     # per vocabulary: a buffer whose first entries map its word numbers to corpus word numbers
@@ -373,10 +381,11 @@ def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = F
             buffer = np.concatenate(
                 [buffer[:filled], np.empty(max(size, 2 * filled) - filled, np.int64)]
             )
+        # the run's words not met before get the next corpus numbers, in order (run words differ)
+        fresh = [w for w in chunk.words if w not in words]
+        words.update(zip(fresh, range(len(words), len(words) + len(fresh)), strict=True))
         buffer[filled:size] = np.fromiter(
-            (words.setdefault(w, len(words)) for w in chunk.words),
-            dtype=np.int64,
-            count=len(chunk.words),
+            map(words.__getitem__, chunk.words), dtype=np.int64, count=len(chunk.words)
         )
         maps[at] = (buffer, size)
         word_map = buffer[:size]
@@ -389,6 +398,8 @@ def merge_chunks(chunks: Iterable[ChunkCounts], *, drop_single_bigrams: bool = F
     )
     n_terms = n_words + len(all_pairs)
     n_rows = sum(len(st.indptr) - 1 for st in staged)
+    if callable(drop_single_bigrams):
+        drop_single_bigrams = drop_single_bigrams(n_rows)
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     # Without bigrams to drop, each run goes straight into the corpus matrix in the first pass,
     # released as soon as it is copied: the runs and the matrix never both exist in full.

@@ -23,7 +23,14 @@ from emsqa.errors import IndexStateError, UsageError
 from emsqa.fusion import build_fusion
 from emsqa.passages import split_documents
 from emsqa.retrieve import PreparedQuery, explain, prepare, search, search_many
-from emsqa.store import IndexSettings, Store, build_store, load_store, save_store
+from emsqa.store import (
+    IndexSettings,
+    Store,
+    build_store,
+    build_store_from_documents,
+    load_store,
+    save_store,
+)
 from emsqa.text import Lexicon, load_lexicon
 
 __all__ = ["Index", "IndexSettings"]
@@ -79,18 +86,21 @@ class Index:
                     )
                 documents.append(d)
         s = self.settings
-        passages = split_documents(
-            documents,
-            target_words=s.target_words,
-            min_words=s.min_words,
-            max_words=s.max_words,
-            overlap=s.overlap,
-        )
-        store = build_store(
-            passages, s, name=name or "documents", fingerprint=fingerprint, progress=progress
-        )
-        if s.fuses:
-            store = dataclasses.replace(store, **build_fusion(passages, s))
+        name = name or "documents"
+        if progress is None and not s.fuses:
+            # split and counted in one round of forked workers (large corpora), no Passage objects
+            store = build_store_from_documents(documents, s, name=name, fingerprint=fingerprint)
+        else:  # the passages' number is known before they are counted (progress), or fused
+            passages = split_documents(
+                documents,
+                target_words=s.target_words,
+                min_words=s.min_words,
+                max_words=s.max_words,
+                overlap=s.overlap,
+            )
+            store = build_store(passages, s, name=name, fingerprint=fingerprint, progress=progress)
+            if s.fuses:
+                store = dataclasses.replace(store, **build_fusion(passages, s))
         self.store_ = store
         self._ids = None
         return self

@@ -7,7 +7,7 @@ import itertools
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 __all__ = ["MAX_WORKERS", "can_fork", "forked_slices", "usable_cores"]
@@ -50,6 +50,7 @@ def forked_slices(
     workers: int,
     *,
     renew: bool = True,
+    cuts: Sequence[int] | None = None,
 ) -> Iterator[tuple[tuple[int, int], _T]]:
     """((a, b), task(shared, (a, b))) for the slices [a, b) of range(n) of `size` items, in order,
     computed by `workers` forked processes that see `shared` without a copy. `task` must be a
@@ -63,11 +64,15 @@ def forked_slices(
     proportion to the parent's memory: at a million passages, a fresh worker every 2 slices
     made the build 30% slower. `renew=False` keeps each worker for the whole run: for tasks that
     read only numpy arrays of `shared` (whose pages a worker never writes), so nothing is copied
-    and a worker's caches serve all its slices."""
+    and a worker's caches serve all its slices. `cuts` (ascending, 0 first, n last): slices
+    [cuts[i], cuts[i + 1]) instead of even ones of `size`."""
     global _SHARED
     import multiprocessing
 
-    bounds_all = [(a, min(a + size, n)) for a in range(0, n, size)]
+    if cuts is None:
+        bounds_all = [(a, min(a + size, n)) for a in range(0, n, size)]
+    else:
+        bounds_all = list(itertools.pairwise(cuts))
     per_worker = max(TASKS_PER_WORKER, -(-len(bounds_all) // (workers * WORKER_LIVES)))
     lives = per_worker if renew else None
     slices = iter(bounds_all)

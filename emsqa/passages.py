@@ -22,7 +22,14 @@ from emsqa.datatypes import Document, Passage, _unchecked
 from emsqa.errors import CorpusError, UsageError
 from emsqa.parallel import can_fork, forked_slices, usable_cores
 
-__all__ = ["SplitSettings", "split_document", "split_documents", "split_sentences"]
+__all__ = [
+    "SplitSettings",
+    "passage_spans",
+    "require_documents",
+    "split_document",
+    "split_documents",
+    "split_sentences",
+]
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,9 @@ _CLOSERS = "\"'”’»)]}"
 # Terminal punctuation, then closing quotes/brackets, then whitespace: a candidate sentence end.
 # It starts with a plain class so sre scans fast; the look-behind only admits the first mark of a
 # run, which keeps "......" (no whitespace) linear instead of quadratic.
-_END = re.compile(r"[.!?…](?<![.!?…].)[.!?…]*[\"'”’»)\]}]*(?=\s)")
+_MARK = "[.!?…]"
+_RUN = rf"(?<!{_MARK}.){_MARK}*[\"'”’»)\]}}]*(?=\s)"  # the rest of the run, and the whitespace
+_END = re.compile(_MARK + _RUN)
 # The whitespace and opening quotes/brackets between a candidate end and the next word.
 _GAP = re.compile(r"\s+[\"'“‘«(\[{¿¡]*")
 # Lower-case words that still start sentences: mRNA, pH, siRNA, eGFR.
@@ -143,6 +152,33 @@ def _ends_sentence(seg: str, match: re.Match[str]) -> bool:
     return not (first.isdigit() and lowered in _NUMBER_ABBREVIATIONS)
 
 
+def _fast_ends() -> re.Pattern[str]:
+    """_END, plus a mark (group "capital" matched) on candidates that _ends_sentence would accept
+    on sight: an upper-case ASCII letter starts the next word, and the mark follows either
+    _PLAIN_WORD ASCII letters (an ordinary word) or two lower-case ones that do not end like an
+    abbreviation or title (compared without case: "Prof", "al", "vs"; words that merely end so,
+    like "normal", are left to _ends_sentence). Such an end is never an initial, dotted letters,
+    an abbreviation or a title, nor an abbreviation before a number."""
+    words = sorted(w for w in _ABBREVIATIONS | _TITLES if w.isalpha() and len(w) > 1)
+    not_after = "".join(
+        f"(?<!(?i:{'|'.join(w for w in words if len(w) == size)}).)"
+        for size in sorted({len(w) for w in words})
+    )
+    plain = rf"(?:(?<=[A-Za-z]{{{_PLAIN_WORD}}}.)|(?<=[a-z]{{2}}.){not_after})"
+    capital = rf"(?(plain)(?:(?={_GAP.pattern}[A-Z])(?P<capital>))?)"
+    return re.compile(rf"{_MARK}(?:{plain}(?P<plain>))?{_RUN}{capital}")
+
+
+_FAST_END = _fast_ends()
+
+
+def _sentence_ends(seg: str) -> list[int]:
+    """Where sentences end in `seg`: the ends of the candidates (_END) that _ends_sentence
+    accepts, the plain cases told by the pattern itself (_FAST_END) without a Python call."""
+    ends = _ends_sentence
+    return [m.end() for m in _FAST_END.finditer(seg) if m.lastgroup == "capital" or ends(seg, m)]
+
+
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
 
@@ -194,7 +230,7 @@ def _starts_paragraph(seg: str, gap_start: int, start: int) -> bool:
 def _sentences(text: str, start: int, end: int) -> list[tuple[int, int, bool]]:
     """Sentence spans of `text[start:end]` as (start, end, starts_paragraph), absolute offsets."""
     seg = text[start:end]
-    cuts = [m.end() for m in _END.finditer(seg) if _ends_sentence(seg, m)]
+    cuts = _sentence_ends(seg)
     breaks = list(_LINE_BREAK.finditer(seg)) if _ANY_BREAK.search(seg) else []
     if breaks:
         cuts = sorted(set(cuts).union(_line_cuts(seg, breaks)))
@@ -360,6 +396,12 @@ def _spans(doc: Document, settings: SplitSettings) -> list[tuple[int, int, str]]
     return out
 
 
+def passage_spans(doc: Document, settings: SplitSettings) -> list[tuple[int, int, str]]:
+    """(start, end, section) of each passage `split_document(doc, ...)` makes, in order: passage k
+    is `doc.text[start:end]`, id f"{doc.id}#{k}" (for builds that never make Passage objects)."""
+    return _spans(doc, settings)
+
+
 def _passages_of(doc: Document, spans: list[tuple[int, int, str]]) -> list[Passage]:
     text = doc.text
     return [
@@ -384,6 +426,12 @@ def _passages_of(doc: Document, spans: list[tuple[int, int, str]]) -> list[Passa
 def _require_document(doc: object) -> None:
     if not isinstance(doc, Document):
         raise UsageError(f"split_document needs a Document, not {type(doc).__name__}")
+
+
+def require_documents(docs: Iterable[object]) -> None:
+    """Raise UsageError (as split_document does) unless every item of `docs` is a Document."""
+    for doc in docs:
+        _require_document(doc)
 
 
 def _split(doc: Document, settings: SplitSettings) -> list[Passage]:
@@ -443,8 +491,7 @@ def split_documents(
         for doc in docs:
             passages.extend(_split(doc, settings))
         return passages
-    for doc in docs:  # one clear error before any work, not a worker's
-        _require_document(doc)
+    require_documents(docs)  # one clear error before any work, not a worker's
     work = (docs, settings)
     size = max(1, min(_SPLIT_CHUNK, -(-len(docs) // (_SPLIT_SHARES * workers))))
     for (a, b), spans in forked_slices(_split_slice, work, len(docs), size, workers):

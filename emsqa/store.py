@@ -36,11 +36,18 @@ import numpy as np
 
 from emsqa.arrays import release_free_memory
 from emsqa.counting import ChunkCounts, Vocabulary, count_chunk, count_fields, merge_chunks
-from emsqa.datatypes import Passage, _unchecked
+from emsqa.datatypes import Document, Passage, _unchecked
 from emsqa.errors import IndexFormatError, IndexStateError, IndexWriteError, UsageError
 from emsqa.parallel import can_fork, forked_slices, usable_cores
+from emsqa.passages import (
+    PARALLEL_SPLIT_FROM,
+    SplitSettings,
+    passage_spans,
+    require_documents,
+    split_documents,
+)
 from emsqa.strings import StringTable
-from emsqa.text import STOP_WORDS, Analyzer
+from emsqa.text import STOP_WORDS, Analyzer, tokenize
 
 __all__ = [
     "FORMAT_VERSION",
@@ -48,6 +55,7 @@ __all__ = [
     "Store",
     "StringTable",
     "build_store",
+    "build_store_from_documents",
     "hash_terms",
     "load_store",
     "save_store",
@@ -395,15 +403,16 @@ _SURFACE_LIMIT = 5000  # ... and how many of the most frequent are kept
 def _surface_words(seen: Counter[str]) -> tuple[str, ...]:
     """The most frequent tokens of the first _SURFACE_SAMPLE passages (`seen`, in order of first
     appearance), leaving out short ones, stop words and numbers."""
-    for t in list(seen):  # filtered once per distinct token (the order of the rest is kept)
-        if len(t) <= 2 or t in STOP_WORDS or t[0].isdigit():
-            del seen[t]
-    return tuple(w for w, _ in seen.most_common(_SURFACE_LIMIT))
+    kept = Counter(  # filtered once per distinct token (the order of the rest is kept)
+        {t: c for t, c in seen.items() if len(t) > 2 and t not in STOP_WORDS and not t[0].isdigit()}
+    )
+    return tuple(w for w, _ in kept.most_common(_SURFACE_LIMIT))
 
 
 _WEIGHT_ROWS = 4_000  # passages weighted at a time (bounds the temporaries)
 _GATHER = 1_000_000  # postings renumbered into hash order at a time
 _SCATTER = 250_000  # postings at least scattered into term order at a time (bounds temporaries)
+_AT_ONCE = 5_000_000  # postings up to which they are put in term order in one step (2x faster)
 PARALLEL_FROM = 10_000  # passages: from here on, passages are counted by forked worker processes
 RARE_BIGRAMS_FROM = 50_000  # passages: from here on, bigrams found in one passage only are dropped
 TABLES_FIRST_BELOW = 50_000  # passages: below this, forked workers read the passage tables
@@ -640,22 +649,313 @@ def build_store(
     """
     if not passages:
         raise IndexStateError("nothing to index: the documents produced no passages")
-    from scipy import sparse
-
     n = len(passages)
     if workers is None:
         workers = _default_workers(n)
     if workers > 1 and not can_fork():
         workers = 1
-    drop_early = settings.weighting == "bm25"  # (tfidf's norms count every term: dropped later)
     seen: Counter[str] = Counter()  # the first passages' tokens, for the surface words
     # Forked workers read the passages from their tables, made first, when the corpus is small
     # enough that the tables cost less memory during the merge than the workers' copies would.
     tables = _passage_tables(passages) if workers > 1 and n < TABLES_FIRST_BELOW else None
-    counts = merge_chunks(
-        _surface_counts(_chunk_counts(passages, tables, settings, workers, progress), seen),
-        drop_single_bigrams=drop_early and _drops_rare_bigrams(n, settings),
+    chunks = _surface_counts(_chunk_counts(passages, tables, settings, workers, progress), seen)
+
+    def passage_tables() -> tuple[_PassageTables, np.ndarray]:
+        ordinals = np.fromiter((p.ordinal for p in passages), dtype=np.int32, count=n)
+        return tables or _passage_tables(passages), ordinals
+
+    return _store_from_chunks(
+        chunks, settings, seen, passage_tables, name=name, fingerprint=fingerprint,
+        keep_terms=keep_terms,
+    )  # fmt: skip
+
+
+_DOC_SHARES = 8  # slices of documents per worker at least (their passages vary: balance) ...
+_SLICE_TEXT = 2**20  # ... and characters of text per slice at most (bounds a worker's temporaries)
+
+
+def _document_cuts(documents: Sequence[Document], workers: int) -> list[int]:
+    """Slice boundaries over `documents`: runs of about equal text, at most _SLICE_TEXT
+    characters (or one document) and _CHUNK documents each."""
+    sizes = np.fromiter((len(d.text) for d in documents), np.int64, len(documents))
+    ends = np.cumsum(sizes)
+    total = int(ends[-1]) if len(ends) else 0
+    budget = max(1, min(_SLICE_TEXT, -(-total // (_DOC_SHARES * workers))))
+    cuts = [0]
+    n = len(documents)
+    while cuts[-1] < n:
+        a = cuts[-1]
+        before = int(ends[a - 1]) if a else 0
+        b = int(np.searchsorted(ends, before + budget, side="right"))
+        cuts.append(min(n, a + _CHUNK, max(b, a + 1)))
+    return cuts
+
+
+@dataclass(frozen=True)
+class _SlicePassages:
+    """The passages a forked worker cut a slice of documents into, as the store keeps them."""
+
+    p_doc: np.ndarray  # int64: each passage's document, numbered in the corpus
+    p_start: np.ndarray  # int64
+    p_end: np.ndarray  # int64
+    p_ordinal: np.ndarray  # int32
+    section_names: list[str]  # the slice's section titles in order of first use ...
+    p_section: np.ndarray  # int32 ... and each passage's, numbered in that list
+    text: bytes  # the passages' text in UTF-8, one after another ...
+    text_sizes: np.ndarray  # int64 ... each passage's bytes
+    # the text tokens of the slice's first passages, for the surface words: (the distinct
+    # tokens in order of first appearance, every token's number among them, each passage's end)
+    surface: tuple[list[str], np.ndarray, np.ndarray] | None
+
+
+def _split_count_slice(
+    work: tuple[Sequence[Document], SplitSettings, IndexSettings], bounds: tuple[int, int]
+) -> tuple[ChunkCounts, _SlicePassages]:
+    """Documents [a, b) of `work` cut into passages and their terms counted (runs in a forked
+    worker): the passages never become Passage objects, nor travel back as text objects."""
+    docs, split, settings = work
+    a, b = bounds
+    texts: list[str] = []
+    titles: list[str] = []
+    sections: list[str] = []
+    places: list[tuple[object, int, int]] = []
+    ordinals: list[int] = []
+    for d in range(a, b):
+        doc = docs[d]
+        text, title = doc.text, doc.title
+        for k, (start, end, section) in enumerate(passage_spans(doc, split)):
+            texts.append(text[start:end])
+            titles.append(title)
+            sections.append(section)
+            places.append((d, start, end))
+            ordinals.append(k)
+    m = len(texts)
+    vocabulary = _worker_vocabulary(settings)
+    # passages before this slice number at least its first document's (unless documents made
+    # none): only slices starting within the sample keep their tokens for the surface words
+    sample: list[list[str]] | None = [] if a < _SURFACE_SAMPLE else None
+    counted = count_fields(
+        texts,
+        titles,
+        sections,
+        vocabulary.analyzer,
+        settings.title_weight,
+        settings.section_weight,
+        vocabulary,
+        surface=_SURFACE_SAMPLE if sample is not None else 0,
+        source=os.getpid(),
+        places=places,
+        surface_tokens=sample,
     )
+    names = list(dict.fromkeys(sections))
+    section_number = {t: i for i, t in enumerate(names)}
+    joined = "".join(texts)
+    if joined.isascii():
+        encoded = joined.encode("ascii")
+        sizes = np.fromiter(map(len, texts), np.int64, m)
+    else:
+        pieces = [t.encode("utf-8") for t in texts]
+        encoded = b"".join(pieces)
+        sizes = np.fromiter(map(len, pieces), np.int64, m)
+        del pieces
+    del joined, texts
+    passages = _SlicePassages(
+        p_doc=np.fromiter((d for d, _, _ in places), np.int64, m),
+        p_start=np.fromiter((s for _, s, _ in places), np.int64, m),
+        p_end=np.fromiter((e for _, _, e in places), np.int64, m),
+        p_ordinal=np.asarray(ordinals, dtype=np.int32),
+        section_names=names,
+        p_section=np.fromiter(map(section_number.__getitem__, sections), np.int32, m),
+        text=encoded,
+        text_sizes=sizes,
+        surface=_numbered_tokens(sample) if sample is not None else None,
+    )
+    release_free_memory()  # the slice's temporaries
+    return counted, passages
+
+
+def _numbered_tokens(lists: list[list[str]]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(distinct tokens in order of first appearance, each token's number, each list's end)."""
+    flat = list(itertools.chain.from_iterable(lists))
+    distinct = list(dict.fromkeys(flat))
+    number = {t: i for i, t in enumerate(distinct)}
+    ids = np.fromiter(map(number.__getitem__, flat), np.int32, len(flat))
+    ends = np.cumsum(np.fromiter(map(len, lists), np.int64, len(lists)))
+    return distinct, ids, ends
+
+
+def _surface_of(got: _SlicePassages, documents: Sequence[Document], wanted: int) -> dict[str, int]:
+    """How often each token occurs in the text of the slice's first `wanted` passages, in order
+    of first appearance (what count_fields' `surface` counts)."""
+    wanted = min(wanted, len(got.p_start))
+    if got.surface is None:  # documents before the slice made few passages: read them here
+        seen: Counter[str] = Counter()
+        for d, a, b in zip(
+            got.p_doc[:wanted].tolist(),
+            got.p_start[:wanted].tolist(),
+            got.p_end[:wanted].tolist(),
+            strict=True,
+        ):
+            seen.update(tokenize(documents[d].text[a:b]))
+        return seen
+    distinct, ids, ends = got.surface
+    prefix = ids[: int(ends[wanted - 1])] if wanted else ids[:0]
+    if not len(prefix):
+        return {}
+    top = int(prefix.max()) + 1  # numbered in order of first appearance: all of 0..top-1 occur
+    return dict(zip(distinct[:top], np.bincount(prefix, minlength=top).tolist(), strict=True))
+
+
+def _joined_tables(
+    documents: Sequence[Document], parts: list[_SlicePassages]
+) -> tuple[_PassageTables, np.ndarray]:
+    """The passage tables (as _passage_tables makes them) and ordinals of the slices' passages;
+    `parts` is emptied as their text is copied."""
+    p_doc = np.concatenate([p.p_doc for p in parts] + [np.empty(0, np.int64)])
+    n = len(p_doc)
+    # documents are numbered by id in order of first appearance, those without passages left out
+    # (p_doc never decreases: the documents that start a run of passages are the ones used)
+    starts_run = np.ones(n, dtype=bool)
+    np.not_equal(p_doc[1:], p_doc[:-1], out=starts_run[1:])
+    used = p_doc[starts_run]
+    used_docs = [documents[d] for d in used.tolist()]
+    doc_index: dict[str, int] = {}
+    number = np.fromiter(
+        (doc_index.setdefault(doc.id, len(doc_index)) for doc in used_docs),
+        np.int32,
+        len(used_docs),
+    )
+    if len(doc_index) < len(used_docs):  # an id used twice: each id's first document
+        used_docs = [used_docs[j] for j in np.unique(number, return_index=True)[1].tolist()]
+    titles = [doc.title for doc in used_docs]
+    sources = [doc.source for doc in used_docs]
+    section_index: dict[str, int] = {}
+    p_section = np.empty(n, dtype=np.int32)
+    at = 0
+    for part in parts:
+        to_corpus = np.fromiter(
+            (section_index.setdefault(s, len(section_index)) for s in part.section_names),
+            np.int32,
+            len(part.section_names),
+        )
+        p_section[at : at + len(part.p_section)] = to_corpus[part.p_section]
+        at += len(part.p_section)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(
+        np.concatenate([p.text_sizes for p in parts] + [np.empty(0, np.int64)]), out=offsets[1:]
+    )
+    blob = np.empty(int(offsets[-1]), dtype=np.uint8)
+    starts = np.concatenate([p.p_start for p in parts] + [np.empty(0, np.int64)])
+    ends = np.concatenate([p.p_end for p in parts] + [np.empty(0, np.int64)])
+    ordinals = np.concatenate([p.p_ordinal for p in parts] + [np.empty(0, np.int32)])
+    at = 0
+    while parts:  # each slice's text copied, then let go
+        text = parts.pop(0).text
+        blob[at : at + len(text)] = np.frombuffer(text, dtype=np.uint8)
+        at += len(text)
+        del text
+    # the slices' text arrived in the pool's result thread, so its malloc arena holds the freed
+    # pieces: given back now, or they stay resident beside whatever the process does next
+    release_free_memory()
+    tables = _PassageTables(
+        p_text=StringTable(blob, offsets),
+        p_doc=np.repeat(number, np.diff(np.flatnonzero(np.append(starts_run, True)))),
+        p_start=starts,
+        p_end=ends,
+        p_section=p_section,
+        doc_ids=StringTable.of(list(doc_index)),
+        doc_titles=StringTable.of(titles),
+        doc_sources=StringTable.of(sources),
+        sections=StringTable.of(list(section_index)),
+    )
+    return tables, ordinals
+
+
+def build_store_from_documents(
+    documents: Sequence[Document],
+    settings: IndexSettings,
+    *,
+    name: str = "",
+    fingerprint: str = "",
+    workers: int | None = None,
+) -> Store:
+    """`build_store(split_documents(documents, ...), settings)` (split with `settings`), made in
+    one round of forked workers: each cuts a slice of the documents into passages and counts
+    them at once, so no Passage objects are made and the workers are forked once, not twice.
+
+    Used from PARALLEL_SPLIT_FROM documents on (`workers` overrides); with one worker, or where
+    processes cannot be forked, it is the two steps above. The Store is the same either way.
+    """
+    split = SplitSettings(
+        settings.target_words, settings.min_words, settings.max_words, settings.overlap
+    )
+    if not isinstance(documents, Sequence):
+        documents = list(documents)
+    if workers is None:
+        workers = usable_cores() if len(documents) >= PARALLEL_SPLIT_FROM else 1
+    if workers <= 1 or not can_fork():
+        passages = split_documents(
+            documents,
+            target_words=split.target_words,
+            min_words=split.min_words,
+            max_words=split.max_words,
+            overlap=split.overlap,
+        )
+        return build_store(passages, settings, name=name, fingerprint=fingerprint)
+    require_documents(documents)  # one clear error before any work, not a worker's
+    n_docs = len(documents)
+    cuts = _document_cuts(documents, workers)
+    # below TABLES_FIRST_BELOW documents, workers live for the whole run (their vocabulary serves
+    # every slice); on large corpora the pages of Documents they read become their own: renewed
+    renew = n_docs >= TABLES_FIRST_BELOW
+    parts: list[_SlicePassages] = []
+    seen: Counter[str] = Counter()
+
+    def chunks() -> Iterator[ChunkCounts]:
+        before = 0
+        work = (documents, split, settings)
+        for _, (counted, got) in forked_slices(
+            _split_count_slice, work, n_docs, 0, workers, renew=renew, cuts=cuts
+        ):
+            if before < _SURFACE_SAMPLE:
+                seen.update(_surface_of(got, documents, _SURFACE_SAMPLE - before))
+            before += len(got.p_start)
+            parts.append(dataclasses.replace(got, surface=None))
+            yield counted
+
+    return _store_from_chunks(
+        chunks(),
+        settings,
+        seen,
+        lambda: _joined_tables(documents, parts),
+        name=name,
+        fingerprint=fingerprint,
+        keep_terms=False,
+    )
+
+
+def _store_from_chunks(
+    chunks: Iterator[ChunkCounts],
+    settings: IndexSettings,
+    seen: Counter[str],
+    passage_tables: Callable[[], tuple[_PassageTables, np.ndarray]],
+    *,
+    name: str,
+    fingerprint: str,
+    keep_terms: bool,
+) -> Store:
+    """The Store of `n` passages counted in `chunks` (in passage order): merged, weighted, and
+    postings term-major in hash order. `seen` holds the surface words' counts once the chunks are
+    read; the passage tables and ordinals are asked for last (a large corpus's peak is before)."""
+    from scipy import sparse
+
+    drop_early = settings.weighting == "bm25"  # (tfidf's norms count every term: dropped later)
+    counts = merge_chunks(
+        chunks, drop_single_bigrams=lambda rows: drop_early and _drops_rare_bigrams(rows, settings)
+    )
+    n = len(counts.indptr) - 1
+    if not n:
+        raise IndexStateError("nothing to index: the documents produced no passages")
     if not counts.n_terms:
         raise IndexStateError(
             "nothing to index: the documents hold no searchable words (only stop words or "
@@ -695,7 +995,7 @@ def build_store(
     # term-major postings in hash order, scattered from x a slice of rows at a time: no second
     # copy of the matrix (a whole-matrix tocsc() held both, the build's largest peak)
     kept = np.flatnonzero(df > 0)  # every term but the dropped bigrams
-    order = kept[np.argsort(hashes[kept], kind="stable")]
+    order = kept[np.argsort(hashes[kept])]  # (distinct keys, checked below: any sort will do)
     del kept
     hashes = hashes[order]
     if len(hashes) > 1 and np.any(hashes[1:] == hashes[:-1]):
@@ -715,8 +1015,7 @@ def build_store(
     del indptr, indices, steps
     release_free_memory()
 
-    if tables is None:
-        tables = _passage_tables(passages)
+    tables, ordinals = passage_tables()
     return Store(
         settings=settings,
         term_hash=hashes,
@@ -728,7 +1027,7 @@ def build_store(
         p_doc=tables.p_doc,
         p_start=tables.p_start,
         p_end=tables.p_end,
-        p_ordinal=np.fromiter((p.ordinal for p in passages), dtype=np.int32, count=n),
+        p_ordinal=ordinals,
         p_section=tables.p_section,
         p_text=tables.p_text,
         doc_ids=tables.doc_ids,
@@ -806,6 +1105,13 @@ def _term_major(
     from scipy import sparse
 
     n, n_terms = len(indptr) - 1, len(term_counts)
+    if len(indices) <= _AT_ONCE:  # small: one tocsc(), its copy costs little (the same arrays)
+        whole = sparse.csr_matrix((steps, indices, indptr), shape=(n, n_terms)).tocsc()
+        return (
+            whole.indptr.astype(np.int64),
+            whole.indices.astype(_passage_dtype(n)),
+            whole.data.astype(np.uint16, copy=False),
+        )
     post_ptr = np.zeros(n_terms + 1, dtype=np.int64)
     np.cumsum(term_counts, out=post_ptr[1:])
     post_idx = np.empty(int(post_ptr[-1]), dtype=_passage_dtype(n))  # in their final, narrow

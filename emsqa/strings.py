@@ -32,10 +32,14 @@ class StringTable:
         sizes = np.empty(len(strings), dtype=np.int64)
         for a in range(0, len(strings), _OF_BATCH):
             batch = strings[a : a + _OF_BATCH]
-            if "".join(batch).isascii():  # characters are bytes
-                sizes[a : a + len(batch)] = np.fromiter(map(len, batch), np.int64, len(batch))
-            else:
-                sizes[a : a + len(batch)] = [len(s.encode("utf-8")) for s in batch]
+            joined = "".join(batch)
+            lengths = np.fromiter(map(len, batch), np.int64, len(batch))
+            if joined.isascii():  # characters are bytes
+                sizes[a : a + len(batch)] = lengths
+            else:  # each string's bytes: where its characters start in the batch's UTF-8
+                raw = np.frombuffer(joined.encode("utf-8"), dtype=np.uint8)
+                starts = np.append(np.flatnonzero((raw & 0xC0) != 0x80), len(raw))
+                sizes[a : a + len(batch)] = np.diff(starts[np.cumsum(lengths)], prepend=0)
         offsets = np.zeros(len(strings) + 1, dtype=np.int64)
         np.cumsum(sizes, out=offsets[1:])
         blob = np.empty(int(offsets[-1]), dtype=np.uint8)

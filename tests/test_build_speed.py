@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from emsqa import store as store_module
 from emsqa.counting import _OverlapTokens, count_chunk, count_fields
 from emsqa.datatypes import Document, Section
+from emsqa.errors import UsageError
 from emsqa.passages import split_documents
 from emsqa.store import IndexSettings, _passage_tables, build_store
 from emsqa.strings import StringTable
@@ -162,3 +163,171 @@ def test_stems_made_in_one_call_are_the_stems_made_one_by_one(words: list[str]) 
         assert Analyzer(stem=stem).stems_of(tokens) == [
             Analyzer(stem=stem).stem_of(t) for t in tokens
         ]
+
+
+_STORE_ARRAYS = (
+    "term_hash", "post_ptr", "post_idx", "post_w", "post_scale",
+    "p_doc", "p_start", "p_end", "p_ordinal", "p_section",
+)  # fmt: skip
+_STORE_TABLES = ("p_text", "doc_ids", "doc_titles", "doc_sources", "sections")
+
+
+def _same_store(a: store_module.Store, b: store_module.Store) -> None:
+    for name in _STORE_ARRAYS:
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and np.array_equal(x, y), name
+    for name in _STORE_TABLES:
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.blob.tobytes() == y.blob.tobytes(), name
+        assert np.array_equal(x.offsets, y.offsets), name
+    assert a.words == b.words
+
+
+@needs_fork
+@pytest.mark.parametrize("weighting", ["bm25", "tfidf"])
+def test_splitting_and_counting_in_one_round_gives_the_two_step_index(
+    weighting: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "_CHUNK", 4)  # many slices of documents per worker
+    monkeypatch.setattr(store_module, "_SURFACE_SAMPLE", 40)  # a sample across several slices
+    docs = _corpus()
+    # documents without passages (empty, only whitespace) and ids used twice, in the mix
+    docs[5] = Document(id="empty", title="Nothing", text="")
+    docs[6] = Document(id="blank", title="", text="  \n\n  ")
+    docs[20] = Document(id=docs[3].id, title="Other title", text=docs[20].text, source="x.txt")
+    settings_ = IndexSettings(weighting=weighting, target_words=12, min_words=5, max_words=20)
+    passages = split_documents(docs, target_words=12, min_words=5, max_words=20, workers=1)
+    two_step = build_store(passages, settings_, workers=1)
+    one_round = store_module.build_store_from_documents(docs, settings_, workers=2)
+    _same_store(two_step, one_round)
+
+
+@needs_fork
+def test_surface_words_are_counted_when_the_first_documents_make_no_passages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # slices starting past the sample's size in documents do not keep their tokens: the words
+    # of the passages still within the sample are then counted by the parent
+    monkeypatch.setattr(store_module, "_CHUNK", 3)
+    monkeypatch.setattr(store_module, "_SURFACE_SAMPLE", 12)
+    docs = [Document(id=f"e{i}", title="", text=" ") for i in range(14)] + _corpus()[:20]
+    settings_ = IndexSettings(target_words=12, min_words=5, max_words=20)
+    passages = split_documents(docs, target_words=12, min_words=5, max_words=20, workers=1)
+    two_step = build_store(passages, settings_, workers=1)
+    one_round = store_module.build_store_from_documents(docs, settings_, workers=2)
+    _same_store(two_step, one_round)
+    assert one_round.words
+
+
+@needs_fork
+def test_index_build_splits_and_counts_in_one_round_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from emsqa import index as index_module
+    from emsqa.index import Index
+
+    calls: list[str] = []
+    real_tables, real_split = store_module._joined_tables, index_module.split_documents
+
+    def tables(*args: object) -> object:
+        calls.append("one round")  # the tables made from the workers' slices
+        return real_tables(*args)  # type: ignore[arg-type]
+
+    def split(*args: object, **kwargs: object) -> object:
+        calls.append("two steps")
+        return real_split(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_module, "_joined_tables", tables)
+    monkeypatch.setattr(index_module, "split_documents", split)
+    monkeypatch.setattr(store_module, "PARALLEL_SPLIT_FROM", 10)
+    docs = _corpus()
+    settings_ = {"target_words": 12, "min_words": 5, "max_words": 20}
+    one_round = Index.build(docs, **settings_).store_
+    seen: list[tuple[int, int]] = []  # with a progress callback: the two steps
+    two_step = Index.build(docs, progress=lambda d, t: seen.append((d, t)), **settings_).store_
+    assert one_round is not None and two_step is not None
+    _same_store(two_step, one_round)
+    assert seen and seen[-1][0] == seen[-1][1] == two_step.n_passages
+    assert calls == ["one round", "two steps"]
+    with pytest.raises(UsageError, match="Document"):
+        store_module.build_store_from_documents([*docs, "text"], IndexSettings(), workers=2)  # type: ignore[list-item]
+
+
+# ASCII text of the characters that decide tokens: digits, letters, separators, joiners, "_"
+_ASCII_PIECES = [
+    "1",
+    "2,5",
+    "3.5",
+    "12",
+    "a",
+    "B",
+    "zz",
+    "'",
+    "'s",
+    "-",
+    ".",
+    ",",
+    "_",
+    " ",
+    "x-",
+    "\n",
+]
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.sampled_from(_ASCII_PIECES), max_size=30),
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=30),
+)
+def test_ascii_tokens_are_the_unicode_patterns_tokens(pieces: list[str], noise: str) -> None:
+    import re
+
+    from emsqa import text as text_module
+
+    reference = re.compile(text_module._TOKEN_PATTERN)  # the Unicode pattern, as on any text
+    for sample in ("".join(pieces), noise, "".join(pieces) + noise):
+        assert text_module._ASCII_TOKEN_RE.findall(sample) == reference.findall(sample)
+        assert tokenize(sample) == [
+            t[:-2] if t.endswith("'s") else t for t in reference.findall(sample.lower())
+        ]
+
+
+def test_postings_put_in_term_order_at_once_or_in_slices_are_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    passages = split_documents(_corpus(), target_words=12, min_words=5, max_words=20)
+    settings_ = IndexSettings()
+    at_once = build_store(passages, settings_, workers=1)
+    monkeypatch.setattr(store_module, "_AT_ONCE", 0)
+    monkeypatch.setattr(store_module, "_SCATTER", 50)  # many slices of rows
+    sliced = build_store(passages, settings_, workers=1)
+    _same_store(at_once, sliced)
+
+
+@given(st.lists(st.integers(0, 3000), max_size=60), st.integers(1, 4))
+def test_document_slices_cover_every_document_within_the_text_budget(
+    lengths: list[int], workers: int
+) -> None:
+    docs = [Document(id=f"d{i}", title="", text="x" * k) for i, k in enumerate(lengths)]
+    old = store_module._SLICE_TEXT, store_module._CHUNK
+    store_module._SLICE_TEXT, store_module._CHUNK = 2_500, 7
+    try:
+        cuts = store_module._document_cuts(docs, workers)
+    finally:
+        store_module._SLICE_TEXT, store_module._CHUNK = old
+    assert cuts[0] == 0 and cuts[-1] == len(docs)
+    for a, b in itertools.pairwise(cuts):
+        assert 0 < b - a <= 7
+        assert b - a == 1 or sum(lengths[a:b]) <= 2_500
+
+
+@needs_fork
+def test_one_round_build_of_nothing_searchable_fails_as_the_two_steps_do() -> None:
+    from emsqa.errors import IndexStateError
+
+    blank = [Document(id=f"d{i}", title="", text="  \n ") for i in range(12)]
+    with pytest.raises(IndexStateError, match="produced no passages"):
+        store_module.build_store_from_documents(blank, IndexSettings(), workers=2)
+    stop_words = [Document(id=f"d{i}", title="", text="The of and. A an.") for i in range(12)]
+    with pytest.raises(IndexStateError, match="no searchable words"):
+        store_module.build_store_from_documents(stop_words, IndexSettings(), workers=2)
