@@ -91,13 +91,7 @@ class Index:
             # split and counted in one round of forked workers (large corpora), no Passage objects
             store = build_store_from_documents(documents, s, name=name, fingerprint=fingerprint)
         else:  # the passages' number is known before they are counted (progress), or fused
-            passages = split_documents(
-                documents,
-                target_words=s.target_words,
-                min_words=s.min_words,
-                max_words=s.max_words,
-                overlap=s.overlap,
-            )
+            passages = split_documents(documents, **dataclasses.asdict(s.split))
             store = build_store(passages, s, name=name, fingerprint=fingerprint, progress=progress)
             if s.fuses:
                 store = dataclasses.replace(store, **build_fusion(passages, s))

@@ -121,6 +121,11 @@ class IndexSettings:
                 )
 
     @property
+    def split(self) -> SplitSettings:
+        """How documents are cut into passages under these settings."""
+        return SplitSettings(self.target_words, self.min_words, self.max_words, self.overlap)
+
+    @property
     def fuses(self) -> bool:
         """Whether questions mix other scores with the lexical one (emsqa.fusion)."""
         return bool(self.subword_weight or self.neighbour_weight)
@@ -886,21 +891,13 @@ def build_store_from_documents(
     Used from PARALLEL_SPLIT_FROM documents on (`workers` overrides); with one worker, or where
     processes cannot be forked, it is the two steps above. The Store is the same either way.
     """
-    split = SplitSettings(
-        settings.target_words, settings.min_words, settings.max_words, settings.overlap
-    )
+    split = settings.split
     if not isinstance(documents, Sequence):
         documents = list(documents)
     if workers is None:
         workers = usable_cores() if len(documents) >= PARALLEL_SPLIT_FROM else 1
     if workers <= 1 or not can_fork():
-        passages = split_documents(
-            documents,
-            target_words=split.target_words,
-            min_words=split.min_words,
-            max_words=split.max_words,
-            overlap=split.overlap,
-        )
+        passages = split_documents(documents, **dataclasses.asdict(split))
         return build_store(passages, settings, name=name, fingerprint=fingerprint)
     require_documents(documents)  # one clear error before any work, not a worker's
     n_docs = len(documents)
