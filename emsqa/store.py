@@ -706,8 +706,7 @@ class _SlicePassages:
     p_ordinal: np.ndarray  # int32
     section_names: list[str]  # the slice's section titles in order of first use ...
     p_section: np.ndarray  # int32 ... and each passage's, numbered in that list
-    text: bytes  # the passages' text in UTF-8, one after another ...
-    text_sizes: np.ndarray  # int64 ... each passage's bytes
+    text: StringTable  # the passages' text
     # the text tokens of the slice's first passages, for the surface words: (the distinct
     # tokens in order of first appearance, every token's number among them, each passage's end)
     surface: tuple[list[str], np.ndarray, np.ndarray] | None
@@ -754,16 +753,8 @@ def _split_count_slice(
     )
     names = list(dict.fromkeys(sections))
     section_number = {t: i for i, t in enumerate(names)}
-    joined = "".join(texts)
-    if joined.isascii():
-        encoded = joined.encode("ascii")
-        sizes = np.fromiter(map(len, texts), np.int64, m)
-    else:
-        pieces = [t.encode("utf-8") for t in texts]
-        encoded = b"".join(pieces)
-        sizes = np.fromiter(map(len, pieces), np.int64, m)
-        del pieces
-    del joined, texts
+    text_table = StringTable.of(texts)
+    del texts
     passages = _SlicePassages(
         p_doc=np.fromiter((d for d, _, _ in places), np.int64, m),
         p_start=np.fromiter((s for _, s, _ in places), np.int64, m),
@@ -771,8 +762,7 @@ def _split_count_slice(
         p_ordinal=np.asarray(ordinals, dtype=np.int32),
         section_names=names,
         p_section=np.fromiter(map(section_number.__getitem__, sections), np.int32, m),
-        text=encoded,
-        text_sizes=sizes,
+        text=text_table,
         surface=_numbered_tokens(sample) if sample is not None else None,
     )
     release_free_memory()  # the slice's temporaries
@@ -847,7 +837,8 @@ def _joined_tables(
         at += len(part.p_section)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(
-        np.concatenate([p.text_sizes for p in parts] + [np.empty(0, np.int64)]), out=offsets[1:]
+        np.concatenate([np.diff(p.text.offsets) for p in parts] + [np.empty(0, np.int64)]),
+        out=offsets[1:],
     )
     blob = np.empty(int(offsets[-1]), dtype=np.uint8)
     starts = np.concatenate([p.p_start for p in parts] + [np.empty(0, np.int64)])
@@ -855,8 +846,8 @@ def _joined_tables(
     ordinals = np.concatenate([p.p_ordinal for p in parts] + [np.empty(0, np.int32)])
     at = 0
     while parts:  # each slice's text copied, then let go
-        text = parts.pop(0).text
-        blob[at : at + len(text)] = np.frombuffer(text, dtype=np.uint8)
+        text = parts.pop(0).text.blob
+        blob[at : at + len(text)] = text
         at += len(text)
         del text
     # the slices' text arrived in the pool's result thread, so its malloc arena holds the freed
