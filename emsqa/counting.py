@@ -244,17 +244,20 @@ def count_fields(
     remembered: dict[str, list[str]] = {}  # titles and sections: a document's passages share them
     seen: Counter[str] = Counter()
 
+    def add(row: int, text: str, toks: list[str], weight: int) -> None:
+        tokens.extend(toks)
+        field_rows.append(row)
+        field_sizes.append(len(toks))
+        field_weights.append(weight)
+        field_hyphens.append("-" in text)
+
     def shared(row: int, text: str, weight: int) -> None:
         toks = remembered.get(text)
         if toks is None:
             if len(remembered) >= _FIELD_CACHE:
                 remembered.clear()
             toks = remembered[text] = tokenize(text)
-        tokens.extend(toks)
-        field_rows.append(row)
-        field_sizes.append(len(toks))
-        field_weights.append(weight)
-        field_hyphens.append("-" in text)
+        add(row, text, toks, weight)
 
     body = _OverlapTokens(places) if places is not None else None
     for row, (text, title, section) in enumerate(zip(texts, titles, sections, strict=True)):
@@ -264,11 +267,7 @@ def count_fields(
                 seen.update(toks)
             else:
                 surface_tokens.append(toks)
-        tokens.extend(toks)
-        field_rows.append(row)
-        field_sizes.append(len(toks))
-        field_weights.append(1)
-        field_hyphens.append("-" in text)
+        add(row, text, toks, 1)
         if title_weight and title:
             shared(row, title, title_weight)
         if section_weight and section:
