@@ -111,7 +111,7 @@ _REFERENCE_SECTIONS = frozenset(
     ["sources", "references", "bibliography", "further reading", "see also"]
 )
 # A list item led by a short label: "EMT: about 150 to 190 hours", "Paramedic — ...".
-_LABEL = re.compile(r"^[^\W\d_][^\s:—–]*(?: [^\s:—–]+){0,2}(?::| [—–]) ")
+_LABEL = re.compile(r"^([^\W\d_][^\s:—–]*(?: [^\s:—–]+){0,2})(?::| [—–]) ")
 _LIST_ITEM_END = re.compile(r"(?<!\.\.)[.;]$")  # not an ellipsis
 _BULLET = re.compile(r"^\s*(?:[-*•‣▪]|\d+[.)])\s+")
 # A sentence opening with one of these leans on the sentence before it for its subject.
@@ -689,12 +689,12 @@ def _label_lead(
     subjects = {t for t in pq.query.terms if " " not in t}
 
     def label(c: _Candidate) -> str | None:
-        if not _LABEL.match(c.text):
-            return None
-        lead = analyzer.content(c.text.split(":")[0].split(" — ")[0].split(" – ")[0])
+        m = _LABEL.match(c.text)
+        lead = analyzer.content(m.group(1)) if m else []
         return lead[0] if len(lead) == 1 else None
 
-    if label(best) in subjects or label(best) is None:
+    best_label = label(best)
+    if best_label is None or best_label in subjects:
         return []
     siblings = [
         c
