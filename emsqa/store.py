@@ -25,6 +25,7 @@ import json
 import os
 import secrets
 import shutil
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,13 @@ import numpy as np
 from emsqa.arrays import release_free_memory
 from emsqa.counting import ChunkCounts, Vocabulary, count_chunk, count_fields, merge_chunks
 from emsqa.datatypes import Document, Passage, _unchecked
-from emsqa.errors import IndexFormatError, IndexStateError, IndexWriteError, UsageError
+from emsqa.errors import (
+    EmsqaWarning,
+    IndexFormatError,
+    IndexStateError,
+    IndexWriteError,
+    UsageError,
+)
 from emsqa.parallel import can_fork, forked_slices, usable_cores
 from emsqa.passages import (
     PARALLEL_SPLIT_FROM,
@@ -1371,6 +1378,13 @@ def _load_generation(root: Path, mmap: bool | None) -> Store:
             )
     except (KeyError, TypeError, UsageError) as exc:
         raise IndexFormatError(f"{root / MANIFEST} is incomplete or inconsistent ({exc})") from None
+    if manifest.get("analyzer") != settings.analyzer().to_dict():
+        warnings.warn(
+            f"{root} was built by an emsqa that reads text differently (an older version?): "
+            "some question words may not match; rebuild it for the best answers",
+            EmsqaWarning,
+            stacklevel=4,
+        )
     total = sum(int(f.get("bytes", 0)) for f in files.values())
     use_mmap = mmap if mmap is not None else total > 256 * 2**20
 

@@ -2,7 +2,7 @@
 
 Tokens keep medical meaning: "A-fib", "C-spine" and "12-lead" stay whole (their parts are added as
 extra terms, never instead), numbers such as "1,200" or "2.5" stay whole, and the negations
-"no", "not", "nor", "never", "without" are never stop words.
+"no", "not", "nor", "never", "without" are never stop words ("don't" reads as "do not").
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ __all__ = [
     "LIGHT_WEIGHT",
     "LIGHT_WORDS",
     "STOP_WORDS",
+    "TOKEN_RULES",
     "Analyzer",
     "Lexicon",
     "load_lexicon",
@@ -215,11 +216,34 @@ def tokenize(text: str) -> list[str]:
     """Split normalised text into raw tokens (stop words included), possessive 's removed."""
     text = normalize(text)
     found = (_ASCII_TOKEN_RE if text.isascii() else _TOKEN_RE).findall(text)
+    if "n't" in text:
+        found = _negations_split(found)
     if "'s" not in text:
         return found
     # A token starts and ends with a letter or digit (an apostrophe only joins two of them), so
     # removing a final "'s" is all there is to do: the rest stays non-empty, apostrophe-free ends.
     return [t[:-2] if t.endswith("'s") else t for t in found]
+
+
+# The tokenizer's rules, recorded in an index's manifest: a saved index whose rules differ was made
+# by another emsqa (2: "don't" became "do", "not").
+TOKEN_RULES = 2
+
+# Contractions whose first part is not the word less its "n't".
+_NEGATED_VERBS = {"can't": "can", "won't": "will", "shan't": "shall", "ain't": "is"}
+
+
+def _negations_split(tokens: list[str]) -> list[str]:
+    """`tokens` with each "...n't" read as two words, "don't" -> "do", "not": the negation is a
+    word of its own, as in "do not", and never a stop word."""
+    out: list[str] = []
+    for t in tokens:
+        if t.endswith("n't") and len(t) > 3:
+            out.append(_NEGATED_VERBS.get(t) or t[:-3])
+            out.append("not")
+        else:
+            out.append(t)
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -247,7 +271,12 @@ class Analyzer:
     _cache: dict[str, str] = field(default_factory=dict, repr=False, compare=False, hash=False)
 
     def to_dict(self) -> dict[str, object]:
-        return {"stem": self.stem, "bigrams": self.bigrams, "stop_words": sorted(STOP_WORDS)}
+        return {
+            "stem": self.stem,
+            "bigrams": self.bigrams,
+            "stop_words": sorted(STOP_WORDS),
+            "tokens": TOKEN_RULES,
+        }
 
     def stem_of(self, token: str) -> str:
         """The index form of one token (cached)."""

@@ -152,6 +152,16 @@ def test_a_contraction_typed_without_its_apostrophe_reads_as_usual(
         assert not shipped.ask(typed).abstained  # "what" is no longer a word to cover
 
 
+@pytest.mark.parametrize("question", ["don't EMTs give injections", "Can't an EMT start an IV?"])
+def test_a_contracted_negation_finds_the_passage_that_says_not(
+    shipped: Index, question: str
+) -> None:
+    # the corpus says "EMTs do not start IV lines and ... do not give injections"
+    answer = shipped.ask(question)
+    assert not answer.abstained
+    assert "do not" in answer.sentences[0].text
+
+
 @pytest.mark.parametrize("word", ["its", "wont", "whatsoever", "cantor", "shell"])
 def test_real_words_are_not_read_as_contractions(shipped: Index, word: str) -> None:
     assert shipped.prepare(f"a {word} b").query.text == f"a {word} b"

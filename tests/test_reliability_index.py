@@ -29,7 +29,7 @@ from emsqa import api
 from emsqa.cli import main
 from emsqa.corpus import corpus_fingerprint
 from emsqa.datatypes import Answer, Document
-from emsqa.errors import IndexFormatError
+from emsqa.errors import EmsqaWarning, IndexFormatError
 from emsqa.index import Index
 from emsqa.store import FORMAT_VERSION, MANIFEST, _checksum, _file_digest
 
@@ -176,6 +176,24 @@ def test_resealed_manifest_with_wrong_counts(saved: Path) -> None:
     manifest["counts"]["passages"] += 1
     write_manifest(saved, manifest)
     refused(saved, str(saved), "inconsistent")
+
+
+@pytest.mark.parametrize("change", ["older tokens", "other stop words", "no analyzer"])
+def test_index_built_with_other_text_analysis_warns_and_still_answers(
+    saved: Path, change: str
+) -> None:
+    manifest = manifest_of(saved)
+    analyzer = manifest["analyzer"]
+    if change == "older tokens":
+        del analyzer["tokens"]
+    elif change == "other stop words":
+        analyzer["stop_words"] = analyzer["stop_words"][1:]
+    else:
+        del manifest["analyzer"]
+    write_manifest(saved, manifest)
+    with pytest.warns(EmsqaWarning, match="reads text differently") as caught:
+        assert_loads_and_answers(saved)
+    assert [str(w.message).count("\n") for w in caught] == [0]
 
 
 @pytest.mark.parametrize(

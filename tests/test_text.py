@@ -29,6 +29,19 @@ def test_negations_are_never_stop_words() -> None:
     ]
 
 
+def test_contracted_negations_read_as_not() -> None:
+    """ "don't give" must find "do not give": the negation becomes a word of its own."""
+    plain = Analyzer(stem=False)
+    assert plain.content("EMTs don't give injections") == plain.content(
+        "EMTs do not give injections"
+    )
+    assert tokenize("Can’t we? Won't they? It isn't.") == [
+        "can", "not", "we", "will", "not", "they", "it", "is", "not",
+    ]  # fmt: skip
+    # a hyphenated compound stays whole, and so does a bare "n't"
+    assert tokenize("a don't-resuscitate order; n't") == ["a", "don't-resuscitate", "order", "n't"]
+
+
 def test_numbers_and_unicode_are_normalised() -> None:
     assert tokenize("1,200 hours at 2.5 mg") == ["1,200", "hours", "at", "2.5", "mg"]
     assert tokenize("ＥＭＴ’s role") == ["emt", "role"]  # NFKC full-width letters, curly apostrophe
