@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from emsqa.datatypes import Answer, AnswerSentence, Citation, Hit
+from emsqa.datatypes import Answer, AnswerSentence, Citation, Hit, Query
 from emsqa.passages import split_sentences
 from emsqa.retrieve import PreparedQuery
 from emsqa.text import STOP_WORDS, Analyzer, Lexicon, tokenize
@@ -94,12 +94,23 @@ _COMPARE = (
 # What kind of thing a question asks for, read from its first words ("who" -> a name). A sentence
 # holding such a thing that the question does not already name earns ANSWER_TYPE_WEIGHT.
 ANSWER_TYPE_WEIGHT = 0.21
+FREQUENCY_MISSING = 0.1
 _ASKS_PERSON = re.compile(r"^\W*(?:\w+\W+){0,3}?(who|whom|whose)\b", re.I)
 _ASKS_TIME = re.compile(
     r"^\W*(?:\w+\W+){0,3}?(when|(what|which) (year|decade|century|date|month|day))\b|\bin what year\b",
     re.I,
 )
 _ASKS_PLACE = re.compile(r"^\W*(?:\w+\W+){0,3}?where\b", re.I)
+_ASKS_FREQUENCY = re.compile(r"\bhow (?:often|frequently)\b", re.I)
+_TIME_UNIT = r"(?:years?|months?|weeks?|days?|hours?|minutes?|seconds?)"
+# A span of time or a rate: "two years", "every 15 minutes", "120 per minute", "annually".
+_DURATION = re.compile(
+    r"\b(?:\d+(?:[.,]\d+)*|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
+    rf"|fifteen|twenty|thirty|forty|fifty|sixty|hundred)[- ]{_TIME_UNIT}\b"
+    rf"|\b(?:every|each|per|a|an|once|twice) (?:\w+ )?{_TIME_UNIT}\b"
+    r"|\b(?:annually|yearly|monthly|weekly|daily|hourly|biennially)\b",
+    re.I,
+)
 _YEAR_OR_DATE = re.compile(
     r"\b(1\d{3}|20\d{2})s?\b|\b(january|february|march|april|may|june|july|august|september|october"
     r"|november|december)\b|\b\d{1,2}(st|nd|rd|th)? century\b",
@@ -180,10 +191,21 @@ def _sides(question: str, analyzer: Analyzer, lexicon: Lexicon | None) -> list[s
     return []
 
 
+def _corrected(query: Query) -> str:
+    """The question's text with its misspelt words replaced by their corrections."""
+    text = query.text
+    for typed, fixed in query.corrections:
+        text = re.sub(rf"(?<!\w){re.escape(typed)}(?!\w)", fixed, text, flags=re.I)
+    return text
+
+
 def _answer_kind(question: str, intents: frozenset[str]) -> str:
-    """What the question asks for: "person", "time", "place", "quantity" or "" (anything)."""
+    """What the question asks for: "person", "time", "place", "frequency", "quantity" or ""
+    (anything)."""
     if _ASKS_TIME.search(question):
         return "time"
+    if _ASKS_FREQUENCY.search(question):
+        return "frequency"
     if _ASKS_PERSON.search(question):
         return "person"
     if _ASKS_PLACE.search(question):
@@ -197,9 +219,16 @@ def _holds_kind(kind: str, sentence: str, asked: set[str]) -> bool:
         return any(m.start() and m.group().lower() not in asked for m in _NAME.finditer(sentence))
     if kind == "time":
         return any(m.group().lower() not in asked for m in _YEAR_OR_DATE.finditer(sentence))
+    if kind == "frequency":
+        return any(_new_words(m.group(), asked) for m in _DURATION.finditer(sentence))
     if kind == "quantity":  # figures, not number words: "two" is often a side detail
         return any(m.group() not in asked for m in _ANY_NUMBER.finditer(sentence))
     return False
+
+
+def _new_words(span: str, asked: set[str]) -> bool:
+    """Whether `span` holds a word the question (its words `asked`) does not."""
+    return any(w not in asked for w in tokenize(span))
 
 
 def _units(text: str) -> list[tuple[int, int]]:
@@ -358,14 +387,15 @@ def _candidates(
     own_bigrams = {t for t in pq.query.terms if " " in t}
     subjects = {t for t in pq.query.terms if " " not in t}
     asked = set(pq.terms)
-    kind = _answer_kind(pq.query.text, pq.intents)
-    question_tokens = tokenize(pq.query.text)
+    asked_text = _corrected(pq.query)  # "how offen" asks how often
+    kind = _answer_kind(asked_text, pq.intents)
+    question_tokens = tokenize(asked_text)
     question_words = set(question_tokens)
     where: dict[str, list[int]] = {}
     for i, token in enumerate(question_tokens):
         where.setdefault(token, []).append(i)
     near_wh = _near_wh(pq, question_tokens, analyzer)
-    head_match = _HEAD.search(pq.query.text)
+    head_match = _HEAD.search(asked_text)
     head_terms = analyzer.content(head_match.group(1)) if head_match else []
     head = head_terms[0] if head_terms else None
     out = []
@@ -396,7 +426,7 @@ def _candidates(
             own > 0
             or any(kin)
             or (anaphoric and joint > 0)
-            or (holds_kind and kind in ("quantity", "time"))
+            or (holds_kind and kind in ("quantity", "time", "frequency"))
         )
         if anaphoric:
             score += ANAPHOR_WEIGHT * (joint - own)
@@ -417,6 +447,8 @@ def _candidates(
             score += 0.1 if pq.cues & terms else 0.0
         if holds_kind:
             score += ANSWER_TYPE_WEIGHT
+        elif kind == "frequency":  # "how often?" is not answered without a span of time
+            score -= FREQUENCY_MISSING
         if "definition" in pq.intents and _DEFINITION.search(display):
             score += 0.1
             # a definition of the thing asked about, not of a neighbour ("AEMT — ..." for "EMT?")

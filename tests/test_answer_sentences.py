@@ -7,6 +7,8 @@ test from passing for some unrelated reason.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -317,6 +319,53 @@ def test_the_shipped_corpus_gives_emt_course_hours_for_emt_training() -> None:
 
     first = default_index().ask("How long is EMT training?").sentences[0]
     assert first.text.startswith("EMT: about")
+
+
+_INSPECTIONS = _doc(
+    "To inspect the rescue boat, the crew drains the fuel tanks and checks the hull, a practice "
+    "the harbour code set in 1998. The boat is inspected every six months.",
+    title="Harbour rescue",
+)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["How often is the rescue boat inspected?", "how offen is the rescue boat inspected?"],
+)
+def test_a_how_often_question_leads_with_a_span_of_time(
+    monkeypatch: pytest.MonkeyPatch, question: str
+) -> None:
+    """The first sentence holds more of the question's words and a year; only the second says how
+    often. A misspelt "offen" is read as its correction."""
+    assert _lead([_INSPECTIONS], question) == "The boat is inspected every six months."
+    if "offen" in question:
+        monkeypatch.setattr(answer, "_corrected", lambda query: query.text)
+    else:
+        monkeypatch.setattr(answer, "_ASKS_FREQUENCY", re.compile(r"(?!)"))
+    assert _lead([_INSPECTIONS], question).startswith("To inspect the rescue boat")
+
+
+@pytest.mark.parametrize(
+    ("text", "holds"),
+    [
+        ("Certification lasts two years.", True),
+        ("Vitals are taken every 15 minutes.", True),
+        ("The rate is 100 to 120 compressions per minute.", True),
+        ("Licences are renewed annually.", True),
+        ("Since 2016 the hours are split in three parts.", False),
+        ("Two crews staff the station.", False),
+    ],
+)
+def test_what_counts_as_a_span_of_time(text: str, holds: bool) -> None:
+    assert answer._holds_kind("frequency", text, {"how", "often"}) is holds
+
+
+def test_the_shipped_corpus_says_how_often_to_recertify() -> None:
+    from emsqa.api import default_index
+
+    for question in ("How often do I need to recertify?", "how offen do i need to recertifiy"):
+        first = default_index().ask(question).sentences[0]
+        assert first.text == "National certification lasts two years."
 
 
 # ------------------------------------------------------------------------------- further sentences
