@@ -408,11 +408,15 @@ def _corrections(
 ) -> list[tuple[str, str]]:
     """(typo, corpus word) for question words (`tokens`) the index does not know but a corpus word is
     one edit away from (two for words of eight letters or more). The first letter must agree.
+    Three-letter plurals of known two-letter words ("ivs" -> "iv") are read as the singular.
     `frames`: a frame word (_FRAME_SPELLINGS) may be the correction too, and wins a tie."""
     unknown = [
         tok
         for tok in dict.fromkeys(tokens)
-        if len(tok) >= 4 and tok not in STOP_WORDS and tok.isalpha() and tok not in _FRAME_SPELLINGS
+        if (len(tok) >= 4 or (len(tok) == 3 and tok[2] == "s"))
+        and tok not in STOP_WORDS
+        and tok.isalpha()
+        and tok not in _FRAME_SPELLINGS
     ]
     if not unknown:
         return []
@@ -422,6 +426,12 @@ def _corrections(
     out = []
     for tok, term_id in zip(unknown, ids, strict=True):
         if term_id >= 0:
+            continue
+        if len(tok) == 3:
+            # the plural of a two-letter abbreviation ("ivs"), which the stemmer leaves alone so
+            # that "als" never becomes "al": its singular, when the index knows that
+            if store.lookup([analyzer.stem_of(tok[:2])]).tolist() != [-1]:
+                out.append((tok, tok[:2]))
             continue
         limit = 2 if len(tok) >= 8 else 1
         best, best_d = "", limit + 1

@@ -152,6 +152,15 @@ def test_a_contraction_typed_without_its_apostrophe_reads_as_usual(
         assert not shipped.ask(typed).abstained  # "what" is no longer a word to cover
 
 
+def test_the_plural_of_a_two_letter_abbreviation_reads_as_its_singular(shipped: Index) -> None:
+    assert shipped.prepare("Why can't EMTs start IVs?").query.corrections == (("ivs", "iv"),)
+    # "ALS" is a word of its own, and nothing in the corpus is spelt "ga" or "ox"
+    for question in ("What is ALS?", "Is gas given?", "What are oxs?"):
+        assert shipped.prepare(question).query.corrections == ()
+    answer = shipped.ask("Why can't EMTs start IVs?")
+    assert not answer.abstained and "do not start IV lines" in answer.sentences[0].text
+
+
 @pytest.mark.parametrize("question", ["don't EMTs give injections", "Can't an EMT start an IV?"])
 def test_a_contracted_negation_finds_the_passage_that_says_not(
     shipped: Index, question: str
