@@ -53,6 +53,9 @@ ANAPHOR_WEIGHT = 0.07  # a sentence opening with "It"/"This"/... also gains what
 PHRASE_WEIGHT = 0.05  # longest run of the question's own words (2-6 in a row), per question word
 HEAD_WEIGHT = 0.06  # the sentence names the thing "what/which <noun>" asks for
 LONG_PENALTY = 0.02  # sentences over 70 words
+# A bibliography names topics in the question's own words ("START triage; JumpSTART pediatric
+# triage") and answers none of them: its lines come after any other on-topic sentence.
+REFERENCE_PENALTY = 0.6
 # Share of the question's concepts the sentence holds, each weighted as well by how close the question
 # puts it to its question word ("Who *led* the Panthers in sacks?": the words next to "who" name what
 # the answer does; words far from it set the scene). Fitted on the tuning half of XQuAD only.
@@ -458,7 +461,7 @@ def _candidates(
         if "comparison" in pq.intents and _CONTRAST.search(display):
             score += 0.1
         if p.section.strip().lower() in _REFERENCE_SECTIONS:
-            score -= 0.3  # a bibliography names topics; it does not answer questions on them
+            score -= REFERENCE_PENALTY
         if display.endswith("?") or words < 4:
             score -= 0.3
         elif words > 70:

@@ -8,6 +8,7 @@ test from passing for some unrelated reason.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -366,6 +367,25 @@ def test_the_shipped_corpus_says_how_often_to_recertify() -> None:
     for question in ("How often do I need to recertify?", "how offen do i need to recertifiy"):
         first = default_index().ask(question).sentences[0]
         assert first.text == "National certification lasts two years."
+
+
+def test_a_bibliography_line_does_not_lead_the_answer(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The Sources line repeats the question's words; the body sentence says what the method is."""
+    guide = tmp_path / "boats.md"
+    guide.write_text(
+        "# Harbour Sorting\n\n## The Method\n\nThe Hartley method, worked out in 1990 by the "
+        "harbour school, sorts incoming boats by their size and cargo before they dock.\n\n"
+        "## Sources\n\n- Harbour school, Hartley sorting method; Hartley method for boats.\n",
+        encoding="utf-8",
+    )
+    question = "What is the Hartley sorting method?"
+    lead = Index.build(guide, abstain_below=0.0).ask(question).sentences[0].text
+    assert lead.startswith("The Hartley method, worked out")
+    monkeypatch.setattr(answer, "REFERENCE_PENALTY", 0.3)  # the weight it had
+    lead = Index.build(guide, abstain_below=0.0).ask(question).sentences[0].text
+    assert lead.startswith("Harbour school")
 
 
 # ------------------------------------------------------------------------------- further sentences
