@@ -388,6 +388,21 @@ def test_a_bibliography_line_does_not_lead_the_answer(
     assert lead.startswith("Harbour school")
 
 
+@pytest.mark.parametrize(
+    ("question", "lead"),
+    [
+        ("What is triage?", "At a mass casualty incident"),
+        ("When should I use a tourniquet?", "A tourniquet is used for life-threatening bleeding"),
+        ("What is the golden hour?", "The golden hour is the idea"),
+        ("What is START triage?", "The START method"),
+    ],
+)
+def test_the_shipped_corpus_answers_bleeding_and_triage_questions(question: str, lead: str) -> None:
+    from emsqa.api import default_index
+
+    assert default_index().ask(question).sentences[0].text.startswith(lead)
+
+
 # ------------------------------------------------------------------------------- further sentences
 
 
