@@ -74,7 +74,8 @@ _NUMBER = re.compile(
     re.I,
 )
 _DEFINITION = re.compile(
-    r"^\S+( \S+)? — |\b(stands for|refers to|means|is called|is an?|are)\b", re.I
+    r"^\S+( \S+)? — |^(?:an? |the )?\S+(?: \S+)? (?:is|are) |\b(stands for|refers to|means|is called|is an?|are)\b",
+    re.I,
 )
 _CONTRAST = re.compile(
     r"\b(more|less|greater|fewer|higher|lower|whereas|while|unlike|only|but|than|on the other hand|instead)\b",

@@ -369,6 +369,21 @@ def test_the_shipped_corpus_says_how_often_to_recertify() -> None:
         assert first.text == "National certification lasts two years."
 
 
+def test_a_sentence_opening_with_its_subject_and_is_defines_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ "Frostbite is freezing of ..." defines without "is a"; the care sentence names frostbite too."""
+    cold = _doc(
+        "Care for a sailor with frostbite is to warm the hands slowly in water. "
+        "Frostbite is freezing of the skin and the tissue under it.",
+        title="Cold injuries",
+    )
+    assert _lead([cold], "what is frostbite").startswith("Frostbite is freezing")
+    only_is_a = r"^\S+( \S+)? — |\b(stands for|refers to|means|is called|is an?|are)\b"
+    monkeypatch.setattr(answer, "_DEFINITION", re.compile(only_is_a, re.I))
+    assert _lead([cold], "what is frostbite").startswith("Care for a sailor")
+
+
 def test_a_bibliography_line_does_not_lead_the_answer(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
