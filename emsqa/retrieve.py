@@ -488,6 +488,8 @@ class _QueryTerms:
         self.weights: Counter[str] = Counter()
         self.concepts: list[tuple[float, tuple[frozenset[str], ...]]] = []
         self.expansions: list[tuple[str, str]] = []
+        # (a question word's terms, the terms of its lexicon forms): see fill_unknown()
+        self.stand_ins: list[tuple[list[str], list[str]]] = []
 
     def raise_to(self, terms: Sequence[str], weight: float) -> None:
         for term in terms:
@@ -519,16 +521,24 @@ class _QueryTerms:
         grouped: set[str] = set()
         groups: dict[str, list[frozenset[str]]] = {}
         pairs = self.lexicon.expansions(text, tokens) if self.lexicon else []
-        forms = Counter(found for found, _ in pairs) if pairs else {}
+        forms: dict[str, set[frozenset[str]]] = {}  # each word's forms that analyse differently
+        for found, other in pairs:
+            forms.setdefault(found, set()).add(frozenset(a.content(other)))
         for found, other in pairs:
             self.expansions.append((found, other))
             alt = frozenset(a.content(other))
+            mine = frozenset(a.content(found))
             # All the other forms of a word share one expansion weight, and a long form shares its
             # part among its words: "EMT" -> "emergency medical technician", "EMT-B", "EMT-Basic"
             # together weigh no more than EXPANSION_WEIGHT, not three times the question's word.
-            share = weight * EXPANSION_WEIGHT / (forms[found] * max(1, len(alt)))
-            self.raise_to(a.phrase_terms(other), share)
-            groups.setdefault(found, [frozenset(a.content(found))]).append(alt)
+            # ("earnings" is "earn" once stemmed: no other form, no share.)
+            share = weight * EXPANSION_WEIGHT / (len(forms[found] - {mine}) * max(1, len(alt)))
+            if alt != mine:
+                phrase = a.phrase_terms(other)
+                self.raise_to(phrase, share)
+                if weight >= 1:
+                    self.stand_ins.append((sorted(mine), phrase))
+            groups.setdefault(found, [mine]).append(alt)
         for typo, fix in corrections:
             self.raise_to(a.phrase_terms(fix), weight * CORRECTION_WEIGHT)
             groups.setdefault(typo, [frozenset(a.content(typo))]).append(frozenset(a.content(fix)))
@@ -544,6 +554,20 @@ class _QueryTerms:
             if term not in known and term not in grouped:
                 concepts.append((light_scale if term in light else scale, (frozenset((term,)),)))
         return own
+
+    def fill_unknown(self, store: Store) -> None:
+        """A question word the index does not hold ("earn") cannot match: its lexicon forms
+        ("pay", "wage") weigh as much between them as the word would have, not half of it."""
+        if not self.stand_ins:
+            return
+        words = sorted({t for mine, _ in self.stand_ins for t in mine})
+        known = dict(zip(words, (store.lookup(words) >= 0).tolist(), strict=True))
+        for mine, phrase in self.stand_ins:
+            if mine and not any(known[t] for t in mine):
+                for t in phrase:
+                    w = self.weights[t]
+                    if 0 < w < 1:
+                        self.weights[t] = min(1.0, w / EXPANSION_WEIGHT)
 
 
 def prepare(
@@ -600,6 +624,7 @@ def prepare(
     if carried:
         acc.add(carried, carry_weight if carry_weight < 1 else 0.999)
     acc.raise_to(cues, CUE_WEIGHT)
+    acc.fill_unknown(store)
     if store.settings.bigram_weight != 1:  # word pairs as a light bonus, not a second vote
         for t in acc.weights:
             if " " in t:

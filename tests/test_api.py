@@ -230,3 +230,33 @@ def test_a_definition_question_is_answered_about_its_own_subject(shipped: Index)
     first = shipped.ask("What is an EMT?").sentences[0].text
     assert first.split()[0].strip(",—") in {"EMT", "EMTs", "An", "An EMT"}
     assert not first.startswith("AEMT")
+
+
+def _weights(index: Index, question: str) -> dict[str, float]:
+    pq = index.prepare(question)
+    return dict(zip(pq.terms, pq.weights, strict=True))
+
+
+def test_lexicon_forms_stand_in_for_a_word_the_index_lacks() -> None:
+    from emsqa.text import load_lexicon
+
+    lexicon = load_lexicon([["earn", "earnings", "wage", "salary"]])
+    says_wage = Index.build(
+        [Document(id="pay", title="", text="Medics are paid an hourly wage or a salary.")],
+        lexicon=lexicon,
+    )
+    says_earn = Index.build(
+        [Document(id="pay", title="", text="Medics earn an hourly wage or a salary.")],
+        lexicon=lexicon,
+    )
+    # "earnings" is "earn" once stemmed, so "wage" and "salary" share the expansion weight
+    # (0.5) between them; where the index lacks "earn", they carry its whole weight
+    assert _weights(says_earn, "What do medics earn?")["wage"] == pytest.approx(0.25)
+    assert _weights(says_wage, "What do medics earn?")["wage"] == pytest.approx(0.5)
+    assert _weights(says_wage, "What do medics earn?")["salari"] == pytest.approx(0.5)
+
+
+def test_the_shipped_corpus_says_what_paramedics_earn(shipped: Index) -> None:
+    answer = shipped.ask("How much do paramedics earn?")
+    assert not answer.abstained and "$53,180" in answer.sentences[0].text
+    assert shipped.ask("How much do paramedics earn in Texas?").abstained
