@@ -107,6 +107,7 @@ ANSWER_ABLATIONS: list[tuple[str, dict[str, float]]] = [
     ("answer: no nearness to what/which/who", {"WH_NEAR_WEIGHT": 0.0}),
     ("answer: no word families", {"FAMILY_WEIGHT": 0.0}),
     ("answer: no answer type", {"ANSWER_TYPE_WEIGHT": 0.0}),
+    ("answer: no count of the thing asked", {"COUNT_WEIGHT": 0.0}),
     ("answer: no novelty", {"NOVELTY_WEIGHT": 0.0}),
     ("answer: no neighbour sentence", {"NEIGHBOUR_WEIGHT": 0.0}),
     ("answer: no passage score", {"PASSAGE_WEIGHT": 0.0}),
@@ -129,6 +130,9 @@ ANSWER_ABLATIONS: list[tuple[str, dict[str, float]]] = [
             "LONG_PENALTY": 0.1,
             "ANSWER_TYPE_WEIGHT": 0.15,
             "SECOND_SOURCE_SHARE": 2.0,
+            "COUNT_WEIGHT": 0.0,
+            "FREQUENCY_MISSING": 0.0,
+            "REFERENCE_PENALTY": 0.3,
         },
     ),
 ]

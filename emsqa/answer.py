@@ -139,6 +139,15 @@ _HEAD = re.compile(
     re.I,
 )
 _PHRASE_MAX = 6
+# "How many nations ...?" is answered by a count of nations: "nine nations", "two different teams".
+COUNT_WEIGHT = 0.1
+_COUNT_OF = re.compile(r"\bhow many\s+([^\W\d_]+)(?:\s+([^\W\d_]+))?", re.I)
+_COUNT_WORDS = frozenset(
+    """two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
+    seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred
+    hundreds thousand thousands million millions billion dozen dozens none""".split()
+)
+_COUNT_REACH = 3  # words between a count and the thing counted
 _WH_WORDS = frozenset("what which who whom whose when where why how".split())
 # The question words that stand for the answer itself, so that the words after them say what it does
 # or is ("what caused", "who led", "which river"); after "when did", "where is", "why was" or "how
@@ -399,6 +408,7 @@ def _candidates(
     for i, token in enumerate(question_tokens):
         where.setdefault(token, []).append(i)
     near_wh = _near_wh(pq, question_tokens, analyzer)
+    counted = _counted(asked_text, analyzer)
     head_match = _HEAD.search(asked_text)
     head_terms = analyzer.content(head_match.group(1)) if head_match else []
     head = head_terms[0] if head_terms else None
@@ -424,7 +434,11 @@ def _candidates(
         else:
             kin = []
         anaphoric = bool(tokens) and tokens[0] in _ANAPHORS
-        holds_kind = bool(kind) and _holds_kind(kind, display, question_words)
+        # a count of the thing asked ("two universities") holds a quantity, number word or not
+        counts = bool(counted & terms) and _counts(tokens, counted, analyzer)
+        holds_kind = bool(kind) and (
+            _holds_kind(kind, display, question_words) or (kind == "quantity" and counts)
+        )
         # a figure or a date for "how long"/"when" is on topic too: paraphrases share no words
         on_topic = (
             own > 0
@@ -444,6 +458,8 @@ def _candidates(
         # a question is often worded after the sentence that answers it: a run of its words
         if question_tokens:
             score += PHRASE_WEIGHT * _longest_run(tokens, where) / len(question_tokens)
+        if counts:
+            score += COUNT_WEIGHT
         if head is not None and head in terms:
             score += HEAD_WEIGHT
         if "quantity" in pq.intents:
@@ -471,6 +487,25 @@ def _candidates(
             _Candidate(u.hit, p.start + u.start, p.start + u.end, display, terms, score, on_topic)
         )
     return out
+
+
+def _counted(question: str, analyzer: Analyzer) -> frozenset[str]:
+    """The terms of the thing a "how many ...?" question counts (its next two content words)."""
+    found = _COUNT_OF.search(question)
+    if not found:
+        return frozenset()
+    return frozenset(analyzer.content(" ".join(w for w in found.groups() if w)))
+
+
+def _counts(tokens: Sequence[str], counted: frozenset[str], analyzer: Analyzer) -> bool:
+    """Whether a count (a figure or a number word) comes within _COUNT_REACH words before one of
+    the `counted` terms in `tokens`."""
+    for i, token in enumerate(tokens):
+        if token[0].isdigit() or token in _COUNT_WORDS:
+            after = tokens[i + 1 : i + 1 + _COUNT_REACH]
+            if any(analyzer.stem_of(t) in counted for t in after):
+                return True
+    return False
 
 
 def _defines_subject(hit: Hit, subjects: set[str], analyzer: Analyzer) -> bool:

@@ -369,6 +369,40 @@ def test_the_shipped_corpus_says_how_often_to_recertify() -> None:
         assert first.text == "National certification lasts two years."
 
 
+_UNIVERSITIES = _doc(
+    "The city's universities opened in 1901 and 1963. Today the city has two universities.",
+    title="Harbour towns",
+)
+
+
+def test_a_how_many_question_leads_with_a_count_of_what_it_asks_about(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both sentences name the city's universities; the years are figures, "two" is the count."""
+    question = "How many universities does the city have?"
+    assert _lead([_UNIVERSITIES], question) == "Today the city has two universities."
+    monkeypatch.setattr(answer, "_counts", lambda *args: False)
+    assert _lead([_UNIVERSITIES], question).startswith("The city's universities opened")
+
+
+@pytest.mark.parametrize(
+    ("sentence", "counts"),
+    [
+        ("The city has two universities.", True),
+        ("Nine nations share the basin, and 2 of its universities", True),
+        ("Two different universities", True),
+        ("The universities opened in 1901.", False),
+        ("The universities of the two cities.", False),  # two cities, not two universities
+    ],
+)
+def test_what_counts_as_a_count(sentence: str, counts: bool) -> None:
+    from emsqa.text import Analyzer, tokenize
+
+    analyzer = Analyzer()
+    counted = answer._counted("How many universities are there?", analyzer)
+    assert answer._counts(tokenize(sentence), counted, analyzer) is counts
+
+
 def test_a_sentence_opening_with_its_subject_and_is_defines_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
