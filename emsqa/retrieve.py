@@ -765,7 +765,7 @@ def search(store: Store, pq: PreparedQuery, k: int = 10, *, collapse: bool = Tru
     return _rank(store, cands, scores, k, collapse, likely, ascending=True)
 
 
-BATCH_POSTINGS = 4_000_000  # postings gathered per chunk of a batch (bounds its memory)
+BATCH_POSTINGS = 1_000_000  # postings gathered per chunk of a batch (bounds its memory)
 
 
 def search_many(
