@@ -226,8 +226,8 @@ def tokenize(text: str) -> list[str]:
 
 
 # The tokenizer's rules, recorded in an index's manifest: a saved index whose rules differ was made
-# by another emsqa (2: "don't" became "do", "not").
-TOKEN_RULES = 2
+# by another emsqa (2: "don't" became "do", "not"; 3: irregular verb forms read as their verb).
+TOKEN_RULES = 3
 
 # Contractions whose first part is not the word less its "n't".
 _NEGATED_VERBS = {"can't": "can", "won't": "will", "shan't": "shall", "ain't": "is"}
@@ -244,6 +244,71 @@ def _negations_split(tokens: list[str]) -> list[str]:
         else:
             out.append(t)
     return out
+
+
+# Irregular verb forms the stemmer cannot join to their verb ("goes" even stems to "goe"), read as
+# the verb before stemming: "Where does a tourniquet go?" finds "It goes on the limb". Forms of
+# three letters (ran, met, sat: also abbreviations) and forms that are common nouns or other words
+# too (found, left, saw, rose, shot, thought, felt, bound, born, ground) are left alone.
+_BASE_FORMS: dict[str, str] = {
+    form: verb
+    for verb, forms in {
+        "go": "goes went gone",
+        "give": "gave given",
+        "take": "took taken",
+        "make": "made",
+        "come": "came",
+        "become": "became",
+        "begin": "began begun",
+        "write": "wrote written",
+        "know": "knew known",
+        "grow": "grew grown",
+        "choose": "chose chosen",
+        "bring": "brought",
+        "build": "built",
+        "speak": "spoke spoken",
+        "teach": "taught",
+        "tell": "told",
+        "drive": "drove driven",
+        "eat": "eaten",
+        "fall": "fell fallen",
+        "hold": "held",
+        "keep": "kept",
+        "lose": "lost",
+        "mean": "meant",
+        "pay": "paid",
+        "sell": "sold",
+        "send": "sent",
+        "stand": "stood",
+        "wear": "wore worn",
+        "throw": "threw thrown",
+        "understand": "understood",
+        "break": "broke broken",
+        "hide": "hidden",
+        "rise": "risen",
+        "arise": "arose arisen",
+        "seek": "sought",
+        "catch": "caught",
+        "fly": "flew flown",
+        "freeze": "froze frozen",
+        "sing": "sang sung",
+        "sink": "sank sunk",
+        "spend": "spent",
+        "steal": "stole stolen",
+        "strike": "struck",
+        "get": "gotten",
+        "buy": "bought",
+        "fight": "fought",
+        "forget": "forgot forgotten",
+        "swim": "swam swum",
+        "shake": "shook shaken",
+        "wake": "woke woken",
+        "draw": "drew drawn",
+        "deal": "dealt",
+        "sleep": "slept",
+    }.items()
+    for form in forms.split()
+}
 
 
 @lru_cache(maxsize=1)
@@ -284,7 +349,7 @@ class Analyzer:
         if cached is None:
             # Tokens of three letters or fewer are mostly abbreviations: "als" must not become "al".
             if self.stem and len(token) > 3 and "-" not in token and not token[0].isdigit():
-                cached = _stemmer().stemWord(token)
+                cached = _stemmer().stemWord(_BASE_FORMS.get(token, token))
             else:
                 cached = token
             if len(self._cache) < 500_000:
@@ -300,7 +365,8 @@ class Analyzer:
             if self.stem:
                 # the rule of stem_of: three letters or fewer, compounds and numbers stay as they are
                 eligible = [t for t in fresh if len(t) > 3 and "-" not in t and not t[0].isdigit()]
-                found = dict(zip(eligible, _stemmer().stemWords(eligible), strict=True))
+                bases = [_BASE_FORMS.get(t, t) for t in eligible]
+                found = dict(zip(eligible, _stemmer().stemWords(bases), strict=True))
             for t in fresh:
                 form = found.setdefault(t, t)
                 if len(cache) < 500_000:

@@ -444,6 +444,7 @@ def test_a_bibliography_line_does_not_lead_the_answer(
         ("When should I use a tourniquet?", "A tourniquet is used for life-threatening bleeding"),
         ("What is the golden hour?", "The golden hour is the idea"),
         ("What is START triage?", "The START method"),
+        ("Where does a tourniquet go?", "If the wound cannot be seen, the tourniquet goes"),
     ],
 )
 def test_the_shipped_corpus_answers_bleeding_and_triage_questions(question: str, lead: str) -> None:

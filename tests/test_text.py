@@ -42,6 +42,17 @@ def test_contracted_negations_read_as_not() -> None:
     assert tokenize("a don't-resuscitate order; n't") == ["a", "don't-resuscitate", "order", "n't"]
 
 
+def test_irregular_verb_forms_meet_their_verb() -> None:
+    analyzer = Analyzer()
+    for form, verb in [("goes", "go"), ("went", "go"), ("became", "become"), ("written", "write")]:
+        assert analyzer.stem_of(form) == analyzer.stem_of(verb), form
+        assert Analyzer().stems_of([form, verb]) == [analyzer.stem_of(verb)] * 2
+    # forms that are also nouns or abbreviations keep their own term
+    for word in ("found", "left", "saw", "ran", "met"):
+        assert analyzer.stem_of(word) == word
+    assert Analyzer(stem=False).stem_of("went") == "went"
+
+
 def test_numbers_and_unicode_are_normalised() -> None:
     assert tokenize("1,200 hours at 2.5 mg") == ["1,200", "hours", "at", "2.5", "mg"]
     assert tokenize("ＥＭＴ’s role") == ["emt", "role"]  # NFKC full-width letters, curly apostrophe
