@@ -488,6 +488,7 @@ class _QueryTerms:
         self.weights: Counter[str] = Counter()
         self.concepts: list[tuple[float, tuple[frozenset[str], ...]]] = []
         self.expansions: list[tuple[str, str]] = []
+        self.light_concepts: set[int] = set()  # positions in `concepts` of LIGHT_WORDS
         # (a question word's terms, the terms of its lexicon forms): see fill_unknown()
         self.stand_ins: list[tuple[list[str], list[str]]] = []
 
@@ -552,6 +553,8 @@ class _QueryTerms:
         light_scale = scale * LIGHT_WEIGHT
         for term in dict.fromkeys(words):
             if term not in known and term not in grouped:
+                if term in light:
+                    self.light_concepts.add(len(concepts))
                 concepts.append((light_scale if term in light else scale, (frozenset((term,)),)))
         return own
 
@@ -641,7 +644,11 @@ def prepare(
                 df = float(ptr[i + 1]) - float(ptr[i])  # passages holding the term
                 bm25_idf = math.log1p((store.n_passages - df + 0.5) / (df + 0.5))
                 weights[j] *= bm25_idf / smooth[j]
-    weighed = _weigh_concepts(store, acc.concepts, terms, ids) if acc.concepts else []
+    weighed = (
+        _weigh_concepts(store, acc.concepts, terms, ids, light=acc.light_concepts)
+        if acc.concepts
+        else []
+    )
     # frozen dataclasses made without their field-by-field __init__ (every field given, typed)
     query = _unchecked(
         Query,
@@ -673,9 +680,12 @@ def _weigh_concepts(
     concepts: list[tuple[float, tuple[frozenset[str], ...]]],
     terms: tuple[str, ...],
     ids: np.ndarray,
+    light: set[int] | frozenset[int] = frozenset(),
 ) -> list[tuple[float, tuple[frozenset[str], ...]]]:
     """Each concept's scale times the idf of its rarest term (terms outside `terms`, or which the
-    index lacks, count as rarer than any); concepts without alternatives are left out."""
+    index lacks, count as rarer than any); concepts without alternatives are left out, and so are
+    the `light` ones (positions) whose word the index lacks: "put" in "Where do I put a
+    tourniquet?" says nothing about the topic, and no passage could hold it."""
     idf_max = float(math.log(1 + store.n_passages) + 1)
     found_idf = store.idf_of(np.maximum(ids, 0)).tolist() if len(ids) else []
     idf = {
@@ -684,7 +694,10 @@ def _weigh_concepts(
     }
     get = idf.get
     out = []
-    for scale, alts in concepts:
+    known = dict(zip(terms, (ids >= 0).tolist(), strict=True)) if light else {}
+    for i, (scale, alts) in enumerate(concepts):
+        if i in light and not any(known.get(t, False) for alt in alts for t in alt):
+            continue
         if len(alts) == 1 and len(alts[0]) == 1:  # most concepts: one word
             for t in alts[0]:
                 out.append((get(t, idf_max) * scale, alts))

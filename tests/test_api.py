@@ -260,3 +260,15 @@ def test_the_shipped_corpus_says_what_paramedics_earn(shipped: Index) -> None:
     answer = shipped.ask("How much do paramedics earn?")
     assert not answer.abstained and "$53,180" in answer.sentences[0].text
     assert shipped.ask("How much do paramedics earn in Texas?").abstained
+
+
+def test_a_light_word_the_corpus_never_uses_does_not_count_against_an_answer(
+    shipped: Index,
+) -> None:
+    # the corpus never says "put"; "sourdough" is a topic word the corpus lacks, and still counts
+    pq = shipped.prepare("Where do I put a tourniquet?")
+    assert [sorted(alts[0]) for _, alts in pq.concepts] == [["tourniquet"]]
+    assert not shipped.ask("Where do I put a tourniquet?").abstained
+    concepts = shipped.prepare("Where do I put sourdough?").concepts
+    assert [sorted(alts[0]) for _, alts in concepts] == [["sourdough"]]
+    assert shipped.ask("Where do I put sourdough?").abstained
