@@ -21,7 +21,7 @@ from emsqa.arrays import sorted_unique, weighted_postings
 from emsqa.datatypes import Hit, Query, _unchecked
 from emsqa.errors import QuestionError
 from emsqa.fusion import fuse
-from emsqa.store import Store
+from emsqa.store import PassageRow, Store
 from emsqa.text import LIGHT_WEIGHT, STOP_WORDS, Analyzer, Lexicon, tokenize
 
 __all__ = [
@@ -828,58 +828,66 @@ def _rank(
         top = _at_least_wanted(scores, want, positive=cands is None, likely=likely)
     else:
         top = np.arange(len(scores)) if cands is not None else np.flatnonzero(scores > 0)
-    numbers_of = top if cands is None else cands[top]
+    kept = scores[top]
     if cands is None or ascending:  # positions come in order, so passage numbers do too
-        order = np.argsort(-scores[top], kind="stable")[:want]
+        order = np.argsort(-kept, kind="stable")[:want]
     else:
-        order = np.lexsort((numbers_of, -scores[top]))[:want]
-    at = numbers_of[order]
-    order = top[order]
-    numbers = at.tolist()
-    top_scores = scores[order].tolist()
-    if not collapse:
-        numbers, top_scores = numbers[:k], top_scores[:k]
-    else:
-        picked: list[int] = []  # positions in `numbers` of the passages shown
-        offsets = store.p_text.offsets
-        docs = store.p_doc[at].tolist()
-        starts = store.p_start[at].tolist()
-        ends = store.p_end[at].tolist()
-        sizes = (offsets[at + 1] - offsets[at]).tolist()
-        kept_spans: dict[int, list[tuple[int, int]]] = {}  # document -> spans shown
-        kept_texts: dict[
-            int, list[bytes | int]
-        ] = {}  # text size -> texts shown (numbers until read)
-        for o, i in enumerate(numbers):
-            # skip a window that mostly repeats a kept one of the same document (more than half
-            # of the shorter); neighbours sharing their one overlap sentence are both worth showing
-            s0, e0, d = starts[o], ends[o], docs[o]
-            same_doc = kept_spans.get(d)
-            if same_doc and any(
-                min(e0, e1) - max(s0, s1) > 0.5 * min(e0 - s0, e1 - s1) for s1, e1 in same_doc
-            ):
+        order = np.lexsort((cands[top], -kept))[:want]
+    top_scores = kept[order].tolist()
+    at = top[order] if cands is None else cands[top[order]]
+    rows = store.passage_rows(at[:k] if not collapse else at)
+    if collapse:
+        rows, top_scores = _collapsed(store, rows, top_scores, k)
+    new = object.__new__  # every field set at once: see datatypes._unchecked
+    hits = []
+    for r, (p, score) in enumerate(zip(store.passages_of(rows), top_scores, strict=True), 1):
+        hit = new(Hit)
+        hit.__dict__.update({"passage": p, "score": score, "rank": r})
+        hits.append(hit)
+    return hits
+
+
+def _collapsed(
+    store: Store, rows: list[PassageRow], scores: list[float], k: int
+) -> tuple[list[PassageRow], list[float]]:
+    """The first `k` of ranked `rows` (Store.passage_rows) and their scores, leaving out each
+    window that mostly repeats a kept one of its document (more than half of the shorter; neighbours
+    sharing their one overlap sentence are both worth showing) and each copy of a kept text."""
+    picked: list[PassageRow] = []
+    picked_scores: list[float] = []
+    kept_spans: dict[int, list[tuple[int, int]]] = {}  # document -> spans shown
+    kept_texts: dict[
+        int, list[bytes | PassageRow]
+    ] = {}  # text size -> texts shown (rows until read)
+    blob = store.p_text.blob
+    for row, score in zip(rows, scores, strict=True):
+        d, s0, e0 = row[0], row[1], row[2]
+        same_doc = kept_spans.get(d)
+        if same_doc and any(
+            min(e0, e1) - max(s0, s1) > 0.5 * min(e0 - s0, e1 - s1) for s1, e1 in same_doc
+        ):
+            continue
+        # a copy of a text shown already (copies of a document): texts are only read when their
+        # sizes agree
+        a, b = row[5], row[6]
+        twins = kept_texts.get(b - a)
+        if twins is None:
+            kept_texts[b - a] = [row]
+        else:
+            twins[:] = [t if isinstance(t, bytes) else blob[t[5] : t[6]].tobytes() for t in twins]
+            raw = blob[a:b].tobytes()
+            if raw in twins:
                 continue
-            # skip a passage whose text was shown already (copies of a document); texts are only
-            # read when their sizes agree
-            twins = kept_texts.setdefault(sizes[o], [])
-            if twins:
-                twins[:] = [t if isinstance(t, bytes) else store.p_text.raw(t) for t in twins]
-                raw = store.p_text.raw(i)
-                if raw in twins:
-                    continue
-                twins.append(raw)
-            else:
-                twins.append(i)
-            kept_spans.setdefault(d, []).append((s0, e0))
-            picked.append(o)
-            if len(picked) == k:
-                break
-        numbers, top_scores = [numbers[o] for o in picked], [top_scores[o] for o in picked]
-    passages = store.passages(numbers)
-    return [
-        _unchecked(Hit, {"passage": p, "score": score, "rank": r})
-        for r, (p, score) in enumerate(zip(passages, top_scores, strict=True), 1)
-    ]
+            twins.append(raw)
+        if same_doc is None:
+            kept_spans[d] = [(s0, e0)]
+        else:
+            same_doc.append((s0, e0))
+        picked.append(row)
+        picked_scores.append(score)
+        if len(picked) == k:
+            break
+    return picked, picked_scores
 
 
 _SAMPLE_PER_WANTED = 32  # sampled scores per wanted hit when bounding the want-th best score
