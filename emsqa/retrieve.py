@@ -98,6 +98,7 @@ _FRAME_SPELLINGS = tuple(
         "differentiate compare compared compares comparison versus distinguish".split()
     )
 )
+_FRAME_SPELLING_SET = frozenset(_FRAME_SPELLINGS)
 _FRAME_WORDS = re.compile(
     r"\b(mean|means|meaning|stand|stands|short|abbreviation|define|definition|differ|differs|differed|differences?|different|differentiate|compared?|compares|comparison|vs|versus|distinguish\w*)\b",
     re.I,
@@ -157,11 +158,28 @@ _BARE_CONTRACTION = re.compile(
     r"|(?:do|does|did|ca|is|are|was|were|should|could|would|has|have|had|must)nt)\b",
     re.I,
 )
+# The words _BARE_CONTRACTION matches, in lower case: in ASCII text it matches exactly where a
+# whole run of word characters ([A-Za-z0-9_]) is one of them, which splitting finds far sooner
+# than the pattern (it tries every alternative at every place).
+_BARE_WORDS = frozenset(
+    [f"{w}s".encode() for w in "what who how where when why that".split()]
+    + [
+        f"{w}nt".encode()
+        for w in "do does did ca is are was were should could would has have had must".split()
+    ]
+)
+_NOT_WORD_BYTES = bytes(b if chr(b).isalnum() or b == ord("_") else 32 for b in range(128)) + bytes(
+    range(128, 256)
+)  # bytes.translate table: ASCII other than [A-Za-z0-9_] -> space
 
 
 def _with_apostrophes(text: str) -> str:
     """`text` with bare contractions spelt as usual: "whats" -> "what's", "dont" -> "don't"."""
-    if not _BARE_CONTRACTION.search(text):
+    if text.isascii():
+        words = text.encode("ascii").lower().translate(_NOT_WORD_BYTES).split()
+        if _BARE_WORDS.isdisjoint(words):
+            return text
+    elif not _BARE_CONTRACTION.search(text):
         return text
     return _BARE_CONTRACTION.sub(lambda m: f"{m[0][:-1]}'{m[0][-1]}", text)
 
@@ -170,7 +188,10 @@ def _clean(question: object) -> tuple[str, str]:
     if not isinstance(question, str):
         raise QuestionError(f"a question must be text, not {type(question).__name__}")
     notice = ""
-    text = _CONTROL.sub(" ", unicodedata.normalize("NFC", question))
+    if question.isascii() and question.isprintable():  # nothing to normalise or blank out
+        text = question
+    else:
+        text = _CONTROL.sub(" ", unicodedata.normalize("NFC", question))
     if len(text) > MAX_QUESTION_CHARS:
         cut = text.rfind(" ", 0, MAX_QUESTION_CHARS)
         text = text[: cut if cut > MAX_QUESTION_CHARS // 2 else MAX_QUESTION_CHARS]
@@ -200,9 +221,8 @@ _FRAME_KEYS: tuple[tuple[str, ...], ...] = (
     ("what", "tell me", "true", "know"),
 )
 _FRAME_WORD_KEYS = frozenset(["mean", "stand", "short", "abbreviation", "defin", "differ", "compar", "vs", "versus", "distinguish"])  # fmt: skip
-_FRAME_KEY_RE = re.compile(
-    "|".join(sorted({re.escape(k) for keys in _FRAME_KEYS for k in keys} | _FRAME_WORD_KEYS))
-)
+# every key, each found with `in` (one scan of the text each: far cheaper than one alternation)
+_FRAME_KEY_LIST = tuple(sorted({k for keys in _FRAME_KEYS for k in keys} | _FRAME_WORD_KEYS))
 
 
 def _top_level_parts(source: str) -> list[str]:
@@ -311,11 +331,16 @@ def _frame_found(
     return False
 
 
+def _frame_keys(lowered: str) -> set[str]:
+    """The frame keys (_FRAME_KEYS, _FRAME_WORD_KEYS) found in `lowered`."""
+    return {key for key in _FRAME_KEY_LIST if key in lowered}
+
+
 def _frames(text: str) -> tuple[str, set[str], list[str]]:
     """(topic words of `text`, its intents, cue words) — see _FRAMES."""
     topic, intents, cues = text, set(), []
     lowered = text.lower()
-    present = set(_FRAME_KEY_RE.findall(lowered))
+    present = _frame_keys(lowered)
     if not present:
         return text, intents, cues
     gated = text.isascii()  # re.I also folds a few non-ASCII letters ("ſ" is "s")
@@ -412,7 +437,10 @@ def _corrections(
     unknown = [
         tok
         for tok in dict.fromkeys(tokens)
-        if len(tok) >= 4 and tok not in STOP_WORDS and tok.isalpha() and tok not in _FRAME_SPELLINGS
+        if len(tok) >= 4
+        and tok not in STOP_WORDS
+        and tok.isalpha()
+        and tok not in _FRAME_SPELLING_SET
     ]
     if not unknown:
         return []
@@ -442,7 +470,7 @@ def _fix_frames(
 ) -> tuple[tuple[str, set[str], list[str]], list[tuple[str, str]]]:
     """The frames of `text` read again with its misspelt frame words corrected ("how offen" asks
     how often), and the corrections that made a frame; `found` and [] when none did."""
-    fixes = [(typo, fix) for typo, fix in corrections if fix in _FRAME_SPELLINGS]
+    fixes = [(typo, fix) for typo, fix in corrections if fix in _FRAME_SPELLING_SET]
     if not fixes:
         return found, []
     words = dict(fixes)
@@ -558,9 +586,11 @@ def prepare(
     found_tokens = tokenize(found[0])
     corrections = _corrections(store, analyzer, found_tokens)
     (topic, intents, cue_words), framing = _fix_frames(text, found, corrections)
-    if any(fix in _FRAME_SPELLINGS for _, fix in corrections):
+    if any(fix in _FRAME_SPELLING_SET for _, fix in corrections):
         # a frame word that made no frame is no correction: the nearest corpus word instead
-        stray = [t for t, fix in corrections if fix in _FRAME_SPELLINGS and (t, fix) not in framing]
+        stray = [
+            t for t, fix in corrections if fix in _FRAME_SPELLING_SET and (t, fix) not in framing
+        ]
         again = dict(_corrections(store, analyzer, stray, frames=False))
         corrections = [
             (t, again[t]) if t in stray else (t, fix)
