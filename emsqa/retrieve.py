@@ -893,10 +893,14 @@ def _collapsed(
     for row, score in zip(rows, scores, strict=True):
         d, s0, e0 = row[0], row[1], row[2]
         same_doc = kept_spans.get(d)
-        if same_doc and any(
-            min(e0, e1) - max(s0, s1) > 0.5 * min(e0 - s0, e1 - s1) for s1, e1 in same_doc
-        ):
-            continue
+        if same_doc is not None:
+            repeats = False
+            for s1, e1 in same_doc:  # a plain loop: any() of a generator costs more than the test
+                if min(e0, e1) - max(s0, s1) > 0.5 * min(e0 - s0, e1 - s1):
+                    repeats = True
+                    break
+            if repeats:
+                continue
         # a copy of a text shown already (copies of a document): texts are only read when their
         # sizes agree
         a, b = row[5], row[6]
@@ -936,12 +940,13 @@ def _at_least_wanted(
     """
     pool = None
     if likely is not None and len(likely) >= want:
-        sample = scores[likely]
+        sample = scores[likely]  # a copy, partitioned in place below
     else:
         step = len(scores) // (want * _SAMPLE_PER_WANTED)
-        sample = scores[::step] if step >= 2 else None
+        sample = scores[::step].copy() if step >= 2 else None
     if sample is not None:
-        bound = np.partition(sample, len(sample) - want)[len(sample) - want]
+        sample.partition(len(sample) - want)
+        bound = sample[len(sample) - want]
         if bound > 0:
             pool = (scores >= bound).nonzero()[0]  # flatnonzero's ravel costs more than the call
     if pool is None:

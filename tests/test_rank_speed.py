@@ -151,3 +151,18 @@ def test_hits_are_frozen_and_typed(store: Store) -> None:
         with pytest.raises(dataclasses.FrozenInstanceError):
             h.score = 0.0  # type: ignore[misc]
     assert retrieve.search(store, pq, 5, collapse=False)[0].passage == hits[0].passage
+
+
+def test_passage_rows_hold_values_beyond_32_bits(store: Store) -> None:
+    wide = dataclasses.replace(
+        store, p_start=store.p_start + 2**33, p_end=store.p_end + 2**33, cache={}
+    )
+    at = np.arange(wide.n_passages)[::-1]
+    rows = wide.passage_rows(at)
+    assert wide.cache["passage_rows"].dtype == np.int64
+    assert store.passage_rows(at) == [[r[0], r[1] - 2**33, r[2] - 2**33, *r[3:]] for r in rows]
+    offsets = store.p_text.offsets
+    columns = (store.p_doc, store.p_start, store.p_end, store.p_section, store.p_ordinal)
+    expected = [[int(c[i]) for c in columns] + [int(offsets[i]), int(offsets[i + 1])] for i in at]
+    assert store.passage_rows(at) == expected
+    assert all(type(v) is int for row in rows for v in row)
