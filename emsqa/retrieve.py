@@ -865,9 +865,15 @@ def _rank(
         order = np.lexsort((cands[top], -kept))[:want]
     top_scores = kept[order].tolist()
     at = top[order] if cands is None else cands[top[order]]
-    rows = store.passage_rows(at[:k] if not collapse else at)
-    if collapse:
-        rows, top_scores = _collapsed(store, rows, top_scores, k)
+    if not collapse:
+        rows = store.passage_rows(at[:k])
+    else:
+        # the first few candidates nearly always give the k hits: read the rest only if not
+        head = k + k // 2 + 1
+        rows, shown = _collapsed(store, store.passage_rows(at[:head]), top_scores[:head], k)
+        if len(rows) < k and len(at) > head:
+            rows, shown = _collapsed(store, store.passage_rows(at), top_scores, k)
+        top_scores = shown
     new = object.__new__  # every field set at once: see datatypes._unchecked
     hits = []
     for r, (p, score) in enumerate(zip(store.passages_of(rows), top_scores, strict=True), 1):

@@ -166,3 +166,37 @@ def test_passage_rows_hold_values_beyond_32_bits(store: Store) -> None:
     expected = [[int(c[i]) for c in columns] + [int(offsets[i]), int(offsets[i + 1])] for i in at]
     assert store.passage_rows(at) == expected
     assert all(type(v) is int for row in rows for v in row)
+
+
+def test_collapsing_reads_further_when_the_first_candidates_repeat() -> None:
+    from emsqa.datatypes import Document
+
+    body = "Tourniquet time matters. " * 3
+    documents = [Document(id=f"copy{i:02d}", title="Tourniquets", text=body) for i in range(30)]
+    documents += [
+        Document(id=f"other{i:02d}", title=f"Note {i}", text=f"A tourniquet note number {i}.")
+        for i in range(20)
+    ]
+    index = Index.build(documents)
+    assert index.store_ is not None
+    store = index.store_
+    pq = retrieve.prepare(store, "tourniquet time")
+    for k in (1, 3, 10, 12):
+        hits = retrieve.search(store, pq, k)
+        # the plain way: every candidate ranked, the first 3k + 8, copies of a shown text skipped
+        scores = np.zeros(store.n_passages)
+        for term_id, weight in zip(pq.term_ids.tolist(), pq.weights, strict=True):
+            if term_id >= 0:
+                numbers, values = store.postings(term_id)
+                scale = float(store.post_scale[term_id]) if store.post_scale is not None else 1.0
+                scores[numbers.astype(np.int64)] += values / scale * (weight * scale)
+        ranked = sorted(
+            (n for n in range(store.n_passages) if scores[n] > 0), key=lambda n: (-scores[n], n)
+        )[: 3 * k + 8]
+        shown: list[int] = []
+        for n in ranked:
+            if all(store.p_text[n] != store.p_text[m] for m in shown) and len(shown) < k:
+                shown.append(n)
+        assert [h.passage for h in hits] == store.passages(shown), k
+        if k == 10:  # the first candidates read (k + k // 2 + 1) held fewer than k texts
+            assert len({store.p_text[n] for n in ranked[:16]}) < k < len(ranked)
