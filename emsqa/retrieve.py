@@ -21,7 +21,7 @@ from emsqa.arrays import sorted_unique, weighted_postings
 from emsqa.datatypes import Hit, Query, _unchecked
 from emsqa.errors import QuestionError
 from emsqa.fusion import fuse
-from emsqa.store import Store
+from emsqa.store import PassageRow, Store
 from emsqa.text import LIGHT_WEIGHT, STOP_WORDS, Analyzer, Lexicon, tokenize
 
 __all__ = [
@@ -98,6 +98,7 @@ _FRAME_SPELLINGS = tuple(
         "differentiate compare compared compares comparison versus distinguish".split()
     )
 )
+_FRAME_SPELLING_SET = frozenset(_FRAME_SPELLINGS)
 _FRAME_WORDS = re.compile(
     r"\b(mean|means|meaning|stand|stands|short|abbreviation|define|definition|differ|differs|differed|differences?|different|differentiate|compared?|compares|comparison|vs|versus|distinguish\w*)\b",
     re.I,
@@ -157,11 +158,28 @@ _BARE_CONTRACTION = re.compile(
     r"|(?:do|does|did|ca|is|are|was|were|should|could|would|has|have|had|must)nt)\b",
     re.I,
 )
+# The words _BARE_CONTRACTION matches, in lower case: in ASCII text it matches exactly where a
+# whole run of word characters ([A-Za-z0-9_]) is one of them, which splitting finds far sooner
+# than the pattern (it tries every alternative at every place).
+_BARE_WORDS = frozenset(
+    [f"{w}s".encode() for w in "what who how where when why that".split()]
+    + [
+        f"{w}nt".encode()
+        for w in "do does did ca is are was were should could would has have had must".split()
+    ]
+)
+_NOT_WORD_BYTES = bytes(b if chr(b).isalnum() or b == ord("_") else 32 for b in range(128)) + bytes(
+    range(128, 256)
+)  # bytes.translate table: ASCII other than [A-Za-z0-9_] -> space
 
 
 def _with_apostrophes(text: str) -> str:
     """`text` with bare contractions spelt as usual: "whats" -> "what's", "dont" -> "don't"."""
-    if not _BARE_CONTRACTION.search(text):
+    if text.isascii():
+        words = text.encode("ascii").lower().translate(_NOT_WORD_BYTES).split()
+        if _BARE_WORDS.isdisjoint(words):
+            return text
+    elif not _BARE_CONTRACTION.search(text):
         return text
     return _BARE_CONTRACTION.sub(lambda m: f"{m[0][:-1]}'{m[0][-1]}", text)
 
@@ -170,7 +188,10 @@ def _clean(question: object) -> tuple[str, str]:
     if not isinstance(question, str):
         raise QuestionError(f"a question must be text, not {type(question).__name__}")
     notice = ""
-    text = _CONTROL.sub(" ", unicodedata.normalize("NFC", question))
+    if question.isascii() and question.isprintable():  # nothing to normalise or blank out
+        text = question
+    else:
+        text = _CONTROL.sub(" ", unicodedata.normalize("NFC", question))
     if len(text) > MAX_QUESTION_CHARS:
         cut = text.rfind(" ", 0, MAX_QUESTION_CHARS)
         text = text[: cut if cut > MAX_QUESTION_CHARS // 2 else MAX_QUESTION_CHARS]
@@ -200,9 +221,8 @@ _FRAME_KEYS: tuple[tuple[str, ...], ...] = (
     ("what", "tell me", "true", "know"),
 )
 _FRAME_WORD_KEYS = frozenset(["mean", "stand", "short", "abbreviation", "defin", "differ", "compar", "vs", "versus", "distinguish"])  # fmt: skip
-_FRAME_KEY_RE = re.compile(
-    "|".join(sorted({re.escape(k) for keys in _FRAME_KEYS for k in keys} | _FRAME_WORD_KEYS))
-)
+# every key, each found with `in` (one scan of the text each: far cheaper than one alternation)
+_FRAME_KEY_LIST = tuple(sorted({k for keys in _FRAME_KEYS for k in keys} | _FRAME_WORD_KEYS))
 
 
 def _top_level_parts(source: str) -> list[str]:
@@ -311,11 +331,16 @@ def _frame_found(
     return False
 
 
+def _frame_keys(lowered: str) -> set[str]:
+    """The frame keys (_FRAME_KEYS, _FRAME_WORD_KEYS) found in `lowered`."""
+    return {key for key in _FRAME_KEY_LIST if key in lowered}
+
+
 def _frames(text: str) -> tuple[str, set[str], list[str]]:
     """(topic words of `text`, its intents, cue words) — see _FRAMES."""
     topic, intents, cues = text, set(), []
     lowered = text.lower()
-    present = set(_FRAME_KEY_RE.findall(lowered))
+    present = _frame_keys(lowered)
     if not present:
         return text, intents, cues
     gated = text.isascii()  # re.I also folds a few non-ASCII letters ("ſ" is "s")
@@ -416,7 +441,7 @@ def _corrections(
         if (len(tok) >= 4 or (len(tok) == 3 and tok[2] == "s"))
         and tok not in STOP_WORDS
         and tok.isalpha()
-        and tok not in _FRAME_SPELLINGS
+        and tok not in _FRAME_SPELLING_SET
     ]
     if not unknown:
         return []
@@ -452,7 +477,7 @@ def _fix_frames(
 ) -> tuple[tuple[str, set[str], list[str]], list[tuple[str, str]]]:
     """The frames of `text` read again with its misspelt frame words corrected ("how offen" asks
     how often), and the corrections that made a frame; `found` and [] when none did."""
-    fixes = [(typo, fix) for typo, fix in corrections if fix in _FRAME_SPELLINGS]
+    fixes = [(typo, fix) for typo, fix in corrections if fix in _FRAME_SPELLING_SET]
     if not fixes:
         return found, []
     words = dict(fixes)
@@ -595,9 +620,11 @@ def prepare(
     found_tokens = tokenize(found[0])
     corrections = _corrections(store, analyzer, found_tokens)
     (topic, intents, cue_words), framing = _fix_frames(text, found, corrections)
-    if any(fix in _FRAME_SPELLINGS for _, fix in corrections):
+    if any(fix in _FRAME_SPELLING_SET for _, fix in corrections):
         # a frame word that made no frame is no correction: the nearest corpus word instead
-        stray = [t for t, fix in corrections if fix in _FRAME_SPELLINGS and (t, fix) not in framing]
+        stray = [
+            t for t, fix in corrections if fix in _FRAME_SPELLING_SET and (t, fix) not in framing
+        ]
         again = dict(_corrections(store, analyzer, stray, frames=False))
         corrections = [
             (t, again[t]) if t in stray else (t, fix)
@@ -876,58 +903,76 @@ def _rank(
         top = _at_least_wanted(scores, want, positive=cands is None, likely=likely)
     else:
         top = np.arange(len(scores)) if cands is not None else np.flatnonzero(scores > 0)
-    numbers_of = top if cands is None else cands[top]
+    kept = scores[top]
     if cands is None or ascending:  # positions come in order, so passage numbers do too
-        order = np.argsort(-scores[top], kind="stable")[:want]
+        order = np.argsort(-kept, kind="stable")[:want]
     else:
-        order = np.lexsort((numbers_of, -scores[top]))[:want]
-    at = numbers_of[order]
-    order = top[order]
-    numbers = at.tolist()
-    top_scores = scores[order].tolist()
+        order = np.lexsort((cands[top], -kept))[:want]
+    top_scores = kept[order].tolist()
+    at = top[order] if cands is None else cands[top[order]]
     if not collapse:
-        numbers, top_scores = numbers[:k], top_scores[:k]
+        rows = store.passage_rows(at[:k])
     else:
-        picked: list[int] = []  # positions in `numbers` of the passages shown
-        offsets = store.p_text.offsets
-        docs = store.p_doc[at].tolist()
-        starts = store.p_start[at].tolist()
-        ends = store.p_end[at].tolist()
-        sizes = (offsets[at + 1] - offsets[at]).tolist()
-        kept_spans: dict[int, list[tuple[int, int]]] = {}  # document -> spans shown
-        kept_texts: dict[
-            int, list[bytes | int]
-        ] = {}  # text size -> texts shown (numbers until read)
-        for o, i in enumerate(numbers):
-            # skip a window that mostly repeats a kept one of the same document (more than half
-            # of the shorter); neighbours sharing their one overlap sentence are both worth showing
-            s0, e0, d = starts[o], ends[o], docs[o]
-            same_doc = kept_spans.get(d)
-            if same_doc and any(
-                min(e0, e1) - max(s0, s1) > 0.5 * min(e0 - s0, e1 - s1) for s1, e1 in same_doc
-            ):
+        # the first few candidates nearly always give the k hits: read the rest only if not
+        head = k + k // 2 + 1
+        rows, shown = _collapsed(store, store.passage_rows(at[:head]), top_scores[:head], k)
+        if len(rows) < k and len(at) > head:
+            rows, shown = _collapsed(store, store.passage_rows(at), top_scores, k)
+        top_scores = shown
+    new = object.__new__  # every field set at once: see datatypes._unchecked
+    hits = []
+    for r, (p, score) in enumerate(zip(store.passages_of(rows), top_scores, strict=True), 1):
+        hit = new(Hit)
+        hit.__dict__.update({"passage": p, "score": score, "rank": r})
+        hits.append(hit)
+    return hits
+
+
+def _collapsed(
+    store: Store, rows: list[PassageRow], scores: list[float], k: int
+) -> tuple[list[PassageRow], list[float]]:
+    """The first `k` of ranked `rows` (Store.passage_rows) and their scores, leaving out each
+    window that mostly repeats a kept one of its document (more than half of the shorter; neighbours
+    sharing their one overlap sentence are both worth showing) and each copy of a kept text."""
+    picked: list[PassageRow] = []
+    picked_scores: list[float] = []
+    kept_spans: dict[int, list[tuple[int, int]]] = {}  # document -> spans shown
+    kept_texts: dict[
+        int, list[bytes | PassageRow]
+    ] = {}  # text size -> texts shown (rows until read)
+    blob = store.p_text.blob
+    for row, score in zip(rows, scores, strict=True):
+        d, s0, e0 = row[0], row[1], row[2]
+        same_doc = kept_spans.get(d)
+        if same_doc is not None:
+            repeats = False
+            for s1, e1 in same_doc:  # a plain loop: any() of a generator costs more than the test
+                if min(e0, e1) - max(s0, s1) > 0.5 * min(e0 - s0, e1 - s1):
+                    repeats = True
+                    break
+            if repeats:
                 continue
-            # skip a passage whose text was shown already (copies of a document); texts are only
-            # read when their sizes agree
-            twins = kept_texts.setdefault(sizes[o], [])
-            if twins:
-                twins[:] = [t if isinstance(t, bytes) else store.p_text.raw(t) for t in twins]
-                raw = store.p_text.raw(i)
-                if raw in twins:
-                    continue
-                twins.append(raw)
-            else:
-                twins.append(i)
-            kept_spans.setdefault(d, []).append((s0, e0))
-            picked.append(o)
-            if len(picked) == k:
-                break
-        numbers, top_scores = [numbers[o] for o in picked], [top_scores[o] for o in picked]
-    passages = store.passages(numbers)
-    return [
-        _unchecked(Hit, {"passage": p, "score": score, "rank": r})
-        for r, (p, score) in enumerate(zip(passages, top_scores, strict=True), 1)
-    ]
+        # a copy of a text shown already (copies of a document): texts are only read when their
+        # sizes agree
+        a, b = row[5], row[6]
+        twins = kept_texts.get(b - a)
+        if twins is None:
+            kept_texts[b - a] = [row]
+        else:
+            twins[:] = [t if isinstance(t, bytes) else blob[t[5] : t[6]].tobytes() for t in twins]
+            raw = blob[a:b].tobytes()
+            if raw in twins:
+                continue
+            twins.append(raw)
+        if same_doc is None:
+            kept_spans[d] = [(s0, e0)]
+        else:
+            same_doc.append((s0, e0))
+        picked.append(row)
+        picked_scores.append(score)
+        if len(picked) == k:
+            break
+    return picked, picked_scores
 
 
 _SAMPLE_PER_WANTED = 32  # sampled scores per wanted hit when bounding the want-th best score
@@ -946,12 +991,13 @@ def _at_least_wanted(
     """
     pool = None
     if likely is not None and len(likely) >= want:
-        sample = scores[likely]
+        sample = scores[likely]  # a copy, partitioned in place below
     else:
         step = len(scores) // (want * _SAMPLE_PER_WANTED)
-        sample = scores[::step] if step >= 2 else None
+        sample = scores[::step].copy() if step >= 2 else None
     if sample is not None:
-        bound = np.partition(sample, len(sample) - want)[len(sample) - want]
+        sample.partition(len(sample) - want)
+        bound = sample[len(sample) - want]
         if bound > 0:
             pool = (scores >= bound).nonzero()[0]  # flatnonzero's ravel costs more than the call
     if pool is None:

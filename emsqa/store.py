@@ -37,7 +37,7 @@ import numpy as np
 
 from emsqa.arrays import release_free_memory
 from emsqa.counting import ChunkCounts, Vocabulary, count_chunk, count_fields, merge_chunks
-from emsqa.datatypes import Document, Passage, _unchecked
+from emsqa.datatypes import Document, Passage
 from emsqa.errors import (
     EmsqaWarning,
     IndexFormatError,
@@ -255,6 +255,10 @@ def hash_table(table: StringTable) -> np.ndarray:
     return out
 
 
+# a passage as Store.passage_rows reads it: document, start, end, section, ordinal, text start, end
+PassageRow = list[int]
+
+
 @dataclass
 class Store:
     """All arrays of a built or loaded index (treat as read-only once made)."""
@@ -363,44 +367,69 @@ class Store:
 
     def passages(self, numbers: Sequence[int]) -> list[Passage]:
         """Passages number `numbers` as Passage objects (the arrays read once for all of them)."""
-        at = np.asarray(numbers, dtype=np.int64)
+        return self.passages_of(self.passage_rows(np.asarray(numbers, dtype=np.int64)))
+
+    def passage_rows(self, at: np.ndarray) -> list[PassageRow]:
+        """What passages() reads from the arrays for passage numbers `at` (an int array), a row
+        per passage: [document, start, end, section, ordinal, text start, text end]."""
+        table = self.cache.get("passage_rows")
+        if table is None:
+            table = self.cache["passage_rows"] = self._row_table()
+        return table[at].tolist()
+
+    def _row_table(self) -> np.ndarray:
+        """passage_rows() of every passage as one array, a passage's values side by side: the
+        ranked passages of a question are then a few cache lines apart, not seven arrays."""
+        offsets = self.p_text.offsets
+        columns = (
+            self.p_doc,
+            self.p_start,
+            self.p_end,
+            self.p_section,
+            self.p_ordinal,
+            offsets[:-1],
+            offsets[1:],
+        )
+        low, high = np.iinfo(np.int32).min, np.iinfo(np.int32).max
+        narrow = all(not len(c) or (int(c.min()) >= low and int(c.max()) <= high) for c in columns)
+        table = np.empty((self.n_passages, len(columns)), dtype=np.int32 if narrow else np.int64)
+        for j, column in enumerate(columns):
+            table[:, j] = column
+        return table
+
+    def passages_of(self, rows: Sequence[PassageRow]) -> list[Passage]:
+        """Passage objects for rows of passage_rows(), their text decoded."""
         docs = self.cache.setdefault("documents", {})  # decoded once per document shown
         if len(docs) >= 100_000:
             docs.clear()
         sections = self.cache.setdefault("sections", {})
         if len(sections) >= 100_000:
             sections.clear()
-        text_at = self.p_text.offsets
         blob = self.p_text.blob
+        new = object.__new__  # every field set at once: see datatypes._unchecked
         out = []
-        for d, sec, start, end, ordinal, a, b in zip(
-            self.p_doc[at].tolist(),
-            self.p_section[at].tolist(),
-            self.p_start[at].tolist(),
-            self.p_end[at].tolist(),
-            self.p_ordinal[at].tolist(),
-            text_at[at].tolist(),
-            text_at[at + 1].tolist(),
-            strict=True,
-        ):
+        for d, start, end, sec, ordinal, a, b in rows:
             doc = docs.get(d)
             if doc is None:
                 doc = docs[d] = (self.doc_ids[d], self.doc_titles[d], self.doc_sources[d])
             section = sections.get(sec)
             if section is None:
                 section = sections[sec] = self.sections[sec]
-            fields = {
-                "id": f"{doc[0]}#{ordinal}",
-                "doc_id": doc[0],
-                "title": doc[1],
-                "section": section,
-                "source": doc[2],
-                "text": blob[a:b].tobytes().decode("utf-8"),
-                "start": start,
-                "end": end,
-                "ordinal": ordinal,
-            }
-            out.append(_unchecked(Passage, fields))
+            p = new(Passage)
+            p.__dict__.update(
+                {
+                    "id": f"{doc[0]}#{ordinal}",
+                    "doc_id": doc[0],
+                    "title": doc[1],
+                    "section": section,
+                    "source": doc[2],
+                    "text": blob[a:b].tobytes().decode("utf-8"),
+                    "start": start,
+                    "end": end,
+                    "ordinal": ordinal,
+                }
+            )
+            out.append(p)
         return out
 
     def passage(self, i: int) -> Passage:
