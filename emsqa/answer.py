@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from emsqa.datatypes import Answer, AnswerSentence, Citation, Hit, Query
+from emsqa.datatypes import Answer, AnswerSentence, Citation, Hit, Passage, Query
 from emsqa.passages import split_sentences
 from emsqa.retrieve import PreparedQuery
 from emsqa.text import STOP_WORDS, Analyzer, Lexicon, tokenize
@@ -838,8 +838,13 @@ def compose(
     lexicon: Lexicon | None = None,
     k: int = 3,
     threshold: float = ABSTAIN_BELOW,
+    neighbours: Callable[[Passage], Sequence[Passage]] | None = None,
 ) -> Answer:
-    """Build the Answer for `question` from its ranked `hits` (cited sentences, or an abstention)."""
+    """Build the Answer for `question` from its ranked `hits` (cited sentences, or an abstention).
+
+    `neighbours(passage)`: the passages next to it in its document, whose words also count when
+    judging how much of the question a passage covers (an answer may lean on the text around it).
+    """
     if not pq.concepts:
         return Answer(
             question=question, text=NOT_FOUND, abstained=True, confidence=0.0,
@@ -855,7 +860,18 @@ def compose(
         frozenset(analyzer.fields(h.passage.title, h.passage.section, h.passage.text, 1, 1))
         for h in top
     ]
-    confidence, covering = _confidence(pq, top, term_sets)
+    around = (
+        [
+            [
+                frozenset(analyzer.fields(n.title, n.section, n.text, 1, 1))
+                for n in neighbours(h.passage)
+            ]
+            for h in top
+        ]
+        if neighbours is not None
+        else []
+    )
+    confidence, covering = _confidence(pq, top, term_sets, around)
     if confidence < threshold:
         missing = _missing_words(pq, covering, analyzer)
         reason = f"the best passages cover only {confidence:.0%} of what the question asks about"
@@ -891,17 +907,25 @@ def compose(
 
 
 def _confidence(
-    pq: PreparedQuery, top: Sequence[Hit], term_sets: Sequence[frozenset[str]]
+    pq: PreparedQuery,
+    top: Sequence[Hit],
+    term_sets: Sequence[frozenset[str]],
+    around: Sequence[Sequence[frozenset[str]]] = (),
 ) -> tuple[float, frozenset[str]]:
-    """Coverage of the question by its best-covering passage, or by two neighbouring passages of one
-    document together (an answer may straddle a passage boundary); and the terms that covered it."""
+    """Coverage of the question by its best-covering passage, or by it and a neighbouring passage
+    of its document together (an answer may straddle a passage boundary, or lean on the passage
+    before it for its subject); and the terms that covered it. `around[i]`: the terms of hit i's
+    neighbours; without them, only neighbours among the hits count."""
     best, covering = -1.0, frozenset[str]()
     for i, terms in enumerate(term_sets):
         options = [terms]
-        for j in range(len(term_sets)):
-            a, b = top[i].passage, top[j].passage
-            if j != i and a.doc_id == b.doc_id and abs(a.ordinal - b.ordinal) == 1:
-                options.append(terms | term_sets[j])
+        if around:
+            options.extend(terms | near for near in around[i])
+        else:
+            for j in range(len(term_sets)):
+                a, b = top[i].passage, top[j].passage
+                if j != i and a.doc_id == b.doc_id and abs(a.ordinal - b.ordinal) == 1:
+                    options.append(terms | term_sets[j])
         for option in options:
             c = coverage(pq, option)
             if c > best:

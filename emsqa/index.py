@@ -243,12 +243,17 @@ class Index:
         store = self._store()
         pq = prepare(store, question, history=history, lexicon=self._lexicon())
         pool = max(k, 5)
+        numbers: list[int] = []
         if "definition" in pq.intents:  # look further for the passage that defines the subject
-            hits = definitions_first(
-                pq, search(store, pq, max(pool, DEFINITION_POOL)), store.settings.analyzer()
-            )[:pool]
+            found = search(store, pq, max(pool, DEFINITION_POOL), numbers=numbers)
+            hits = definitions_first(pq, found, store.settings.analyzer())[:pool]
         else:
-            hits = search(store, pq, pool)
+            hits = found = search(store, pq, pool, numbers=numbers)
+        number_of = {h.passage.id: n for h, n in zip(found, numbers, strict=True)}
+
+        def neighbours(passage: Passage) -> list[Passage]:
+            return store.neighbours(number_of[passage.id])
+
         return compose(
             question,
             pq,
@@ -257,6 +262,7 @@ class Index:
             lexicon=self._lexicon(),
             k=k,
             threshold=threshold,
+            neighbours=neighbours,
         )
 
     def explain(

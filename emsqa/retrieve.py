@@ -790,8 +790,16 @@ def _scores(
     return None, np.bincount(idx, weights=vals, minlength=n), found
 
 
-def search(store: Store, pq: PreparedQuery, k: int = 10, *, collapse: bool = True) -> list[Hit]:
-    """The top `k` passages for a prepared question, best first; overlapping windows collapsed."""
+def search(
+    store: Store,
+    pq: PreparedQuery,
+    k: int = 10,
+    *,
+    collapse: bool = True,
+    numbers: list[int] | None = None,
+) -> list[Hit]:
+    """The top `k` passages for a prepared question, best first; overlapping windows collapsed.
+    `numbers`, when given, receives the hits' passage numbers in the store, in order."""
     if k <= 0:
         return []
     if store.settings.fuses:  # every passage's lexical score, mixed with the other opinions
@@ -800,9 +808,9 @@ def search(store: Store, pq: PreparedQuery, k: int = 10, *, collapse: bool = Tru
             dense = np.zeros(store.n_passages)
             dense[cands] = scores
             scores = dense
-        return _rank(store, None, fuse(store, scores, pq.query.text), k, collapse)
+        return _rank(store, None, fuse(store, scores, pq.query.text), k, collapse, numbers=numbers)
     cands, scores, likely = _scores(store, pq, likely=4 * _wanted(k, collapse))
-    return _rank(store, cands, scores, k, collapse, likely, ascending=True)
+    return _rank(store, cands, scores, k, collapse, likely, ascending=True, numbers=numbers)
 
 
 BATCH_POSTINGS = 1_000_000  # postings gathered per chunk of a batch (bounds its memory)
@@ -887,8 +895,10 @@ def _rank(
     collapse: bool = True,
     likely: np.ndarray | None = None,
     ascending: bool = False,
+    numbers: list[int] | None = None,
 ) -> list[Hit]:
     """Hits for the best `k` of (cands, scores): by score, then passage number; windows collapsed.
+    `numbers`, when given, receives the hits' passage numbers.
 
     `cands` None: `scores` holds every passage's score, and passages scoring 0 are not candidates;
     `likely` then names distinct passages expected to score high (see _at_least_wanted).
@@ -911,14 +921,19 @@ def _rank(
     top_scores = kept[order].tolist()
     at = top[order] if cands is None else cands[top[order]]
     if not collapse:
-        rows = store.passage_rows(at[:k])
+        rows = read = store.passage_rows(at[:k])
     else:
         # the first few candidates nearly always give the k hits: read the rest only if not
         head = k + k // 2 + 1
-        rows, shown = _collapsed(store, store.passage_rows(at[:head]), top_scores[:head], k)
+        read = store.passage_rows(at[:head])
+        rows, shown = _collapsed(store, read, top_scores[:head], k)
         if len(rows) < k and len(at) > head:
-            rows, shown = _collapsed(store, store.passage_rows(at), top_scores, k)
+            read = store.passage_rows(at)
+            rows, shown = _collapsed(store, read, top_scores, k)
         top_scores = shown
+    if numbers is not None:  # the rows kept are the very lists read: find them by identity
+        position = {id(row): i for i, row in enumerate(read)}
+        numbers.extend(int(at[position[id(row)]]) for row in rows)
     new = object.__new__  # every field set at once: see datatypes._unchecked
     hits = []
     for r, (p, score) in enumerate(zip(store.passages_of(rows), top_scores, strict=True), 1):

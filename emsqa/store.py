@@ -432,6 +432,12 @@ class Store:
             out.append(p)
         return out
 
+    def neighbours(self, i: int) -> list[Passage]:
+        """The passages just before and after passage number `i` in its document (0 to 2)."""
+        doc = int(self.p_doc[i])
+        near = [j for j in (i - 1, i + 1) if 0 <= j < self.n_passages and int(self.p_doc[j]) == doc]
+        return self.passages(near) if near else []
+
     def passage(self, i: int) -> Passage:
         """Passage number `i` as a Passage object."""
         return self.passages([i])[0]

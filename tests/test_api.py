@@ -272,3 +272,18 @@ def test_a_light_word_the_corpus_never_uses_does_not_count_against_an_answer(
     concepts = shipped.prepare("Where do I put sourdough?").concepts
     assert [sorted(alts[0]) for _, alts in concepts] == [["sourdough"]]
     assert shipped.ask("Where do I put sourdough?").abstained
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Do I need a high school diploma to become an EMT?", "a high school diploma"),
+        ("How many attempts do I get at the NREMT?", "six attempts"),
+    ],
+)
+def test_an_answer_may_lean_on_the_passage_next_to_it(
+    shipped: Index, question: str, expected: str
+) -> None:
+    # the passage that answers names neither the EMT nor the NREMT; the one before it does
+    answer = shipped.ask(question)
+    assert not answer.abstained and expected in answer.text

@@ -301,3 +301,63 @@ def test_postings_are_stored_narrow(index: Index, tmp_path) -> None:
 def test_documents_of_stop_words_only_are_one_clear_error() -> None:
     with pytest.raises(IndexStateError, match="no searchable words"):
         Index.build(["The and of it.", "Is a the, or?"])
+
+
+def test_search_reports_the_hits_passage_numbers(index: Index) -> None:
+    from emsqa.retrieve import search
+
+    store = index.store_
+    assert store is not None
+    numbers: list[int] = []
+    question = "automated external defibrillator shock"
+    hits = search(store, index.prepare(question), 5, numbers=numbers)
+    assert len(numbers) == len(hits) > 0
+    assert [store.passage(n).id for n in numbers] == [h.passage.id for h in hits]
+
+
+def test_neighbours_are_the_passages_around_one_in_its_document() -> None:
+    docs = [
+        Document(
+            id=name, title="", text=" ".join(f"{name} sentence number {i}." for i in range(60))
+        )
+        for name in ("a", "b")
+    ]
+    index = Index.build(docs, target_words=20, min_words=10, max_words=30)
+    store = index.store_
+    assert store is not None
+    ids = [p.id for p in index.passages()]
+    first_b = ids.index("b#0")
+    assert [p.id for p in store.neighbours(0)] == ["a#1"]
+    assert [p.id for p in store.neighbours(1)] == ["a#0", "a#2"]
+    assert [p.id for p in store.neighbours(first_b)] == ["b#1"]  # not a's last passage
+    assert [p.id for p in store.neighbours(len(ids) - 1)] == [ids[-2]]
+
+
+def test_a_passage_leaning_on_the_one_before_counts_its_words(tmp_path: Path) -> None:
+    """The requirements list names no lifeguard; the section before it does, and is not among the
+    hits. The answer's confidence counts that neighbour's words; without them it falls short."""
+    (tmp_path / "surf.md").write_text(
+        "# Surf Work\n\n## The Job\n\nLifeguards watch the beach from towers and swim out to "
+        "swimmers in trouble.\n\n## Requirements\n\nEntry requirements follow a common "
+        "pattern:\n\n- a minimum age, usually 16\n- a swim test of 300 yards\n- a first aid card\n",
+        encoding="utf-8",
+    )
+    for name in ("camp", "pool", "school"):  # they outrank "The Job"
+        (tmp_path / f"{name}.md").write_text(
+            f"# The {name}\n\nLifeguards watch the {name} from chairs and help swimmers in trouble.\n",
+            encoding="utf-8",
+        )
+    index = Index.build(tmp_path)
+    question = "Do I need a first aid card to become a lifeguard?"
+    hits = index.search(question, 5)
+    assert hits[0].passage.id == "surf.md#1"
+    assert "surf.md#0" not in [h.passage.id for h in hits[:3]]
+    answer = index.ask(question)
+    assert not answer.abstained and "a first aid card" in answer.text
+    assert answer.confidence == pytest.approx(1.0)
+    from emsqa.answer import compose
+
+    store = index.store_
+    assert store is not None
+    bare = compose(question, index.prepare(question), hits, analyzer=store.settings.analyzer())
+    assert bare.confidence < 0.9
