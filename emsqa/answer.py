@@ -66,6 +66,12 @@ WH_NEAR_DECAY = 3.0  # tokens: a word this far from the question word counts 1/e
 # question's ("division" / "divisional", "ctenophora" / "ctenophores", which the stemmer keeps apart).
 FAMILY_WEIGHT = 0.3
 FAMILY_PREFIX = 5
+# A list shown whole when one of its items, with the list's lead-in, covers the question as well
+# loses this much: the item says the answer without the rest of the list.
+LIST_ITEM_LEADS = True
+OMITTED = "…"  # marks list items left out of a quotation
+_NEGATIONS = frozenset("no not nor never without cannot".split())
+LIST_SPREAD_PENALTY = 0.1
 FILL_SHARE = 0.75  # a further sentence must score this share of the best one
 SECOND_SOURCE_SHARE = 0.75  # ... and so must another passage's sentence taking the last place
 
@@ -263,6 +269,27 @@ def _units(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def _list_picks(text: str) -> list[tuple[int, int, str, int, str]]:
+    """For each list of two items or more in a passage (a sentence ending in ':' and the items
+    after it, as _units joins them): each item with the list's lead-in, as (start of the lead-in,
+    end of the item, the two as shown, "lead-in: … item", end of the whole list, the lead-in)."""
+    out = []
+    for a, b in _units(text):
+        lines = text[a:b].splitlines()
+        if len(lines) < 2 or not text[a:b].rstrip().startswith(lines[0].rstrip()):
+            continue
+        spans = split_sentences(text[a:b])
+        if len(spans) < 3 or not text[a + spans[0][0] : a + spans[0][1]].rstrip().endswith(":"):
+            continue
+        lead = " ".join(text[a + spans[0][0] : a + spans[0][1]].split())
+        for n, (ia, ib) in enumerate(spans[1:]):
+            item = _display(text[a + ia : a + ib])
+            # items left out between the lead-in and this one are marked, as in any quotation
+            shown = f"{lead} {item}" if n == 0 else f"{lead} {OMITTED} {item}"
+            out.append((a, a + ib, shown, b, lead))
+    return out
+
+
 def _display(raw: str) -> str:
     lines = [" ".join(_BULLET.sub("", line).split()) for line in raw.splitlines()]
     lines = [line for line in lines if line]
@@ -375,17 +402,44 @@ def _candidates(
     """Every sentence of `hits` scored; `term_sets` are the hits' passage terms (title and section
     included), already analysed for the confidence."""
     units: list[_Unit] = []
+    negations = [all(alt <= _NEGATIONS for alt in alts) for _, alts in pq.concepts]
+    spread: set[int] = set()  # positions in `units` of lists one of whose items covers as much
     for hit in hits:
         text = hit.passage.text
         before: frozenset[str] = frozenset()
+        lists: dict[tuple[int, int], tuple[int, frozenset[str]]] = {}  # span -> position, before
         for a, b in _units(text):
             display = _display(text[a:b])
             if not display:
                 continue
             tokens = tokenize(display)
             terms = frozenset(analyzer.terms_of(analyzer.content_of(tokens)))
+            lists[(a, b)] = (len(units), before)
             units.append(_Unit(hit, a, b, display, tokens, terms, before, _covered(pq, terms)))
             before = terms
+        if not LIST_ITEM_LEADS:
+            continue
+        # an item with its list's lead-in ("an EMT may: give ... epinephrine auto-injector ..."),
+        # which answers as well as the whole list when it covers as much, and says only that
+        for a, b, raw, list_end, lead in _list_picks(text):
+            whole, before = lists.get((a, list_end), (-1, frozenset()))
+            display = raw
+            tokens = tokenize(display)
+            terms = frozenset(analyzer.terms_of(analyzer.content_of(tokens)))
+            covered = _covered(pq, terms)
+            by_lead = _covered(pq, frozenset(analyzer.terms(lead)))
+            if not any(
+                c and not by and not negation
+                for c, by, negation in zip(covered, by_lead, negations, strict=True)
+            ):
+                # the item adds nothing the question asks (a "not" alone does not single an item
+                # out): the list answers as a whole
+                continue
+            if whole >= 0 and all(
+                c or not w for c, w in zip(covered, units[whole].covered, strict=True)
+            ):
+                spread.add(whole)
+            units.append(_Unit(hit, a, b, display, tokens, terms, before, covered))
     if not units:
         return []
     # A concept found in most candidate sentences (the topic every sentence names) tells them apart
@@ -413,7 +467,7 @@ def _candidates(
     head_terms = analyzer.content(head_match.group(1)) if head_match else []
     head = head_terms[0] if head_terms else None
     out = []
-    for u in units:
+    for position, u in enumerate(units):
         p, display, terms, tokens = u.hit.passage, u.text, u.terms, u.tokens
         words = len(display.split())
         own = _share(weights, u.covered)
@@ -479,6 +533,8 @@ def _candidates(
             score += 0.1
         if p.section.strip().lower() in _REFERENCE_SECTIONS:
             score -= REFERENCE_PENALTY
+        if position in spread:
+            score -= LIST_SPREAD_PENALTY
         if display.endswith("?") or words < 4:
             score -= 0.3
         elif words > 70:
@@ -790,8 +846,14 @@ def _choose(
     chosen = list(lead) or [ranked[0]]
 
     def similar(c: _Candidate) -> bool:
+        # most of its words shown already, or part of the text shown already (a list's item with
+        # its lead-in, and the whole list)
         return any(
-            len(c.terms & o.terms) > 0.6 * max(1, min(len(c.terms), len(o.terms))) for o in chosen
+            len(c.terms & o.terms) > 0.6 * max(1, min(len(c.terms), len(o.terms)))
+            or (
+                c.hit.passage.doc_id == o.hit.passage.doc_id and c.start < o.end and o.start < c.end
+            )
+            for o in chosen
         )
 
     for side in sides:  # "X vs Y": each side gets a sentence of its own where the passages have one

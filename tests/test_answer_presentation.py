@@ -82,6 +82,40 @@ def test_a_list_item_leads_as_a_sentence_and_is_cited_as_written() -> None:
     assert len(_shown(result)) == len(result.sentences)
 
 
+_KIT = Document(
+    id="kit.md",
+    title="Station notes",
+    text="Crews restock after every call.\n\n"
+    "On top of the basics, a crew member may:\n\n"
+    "- check the oxygen cylinders and the suction unit\n"
+    "- give oral glucose for low blood sugar\n"
+    "- splint a broken arm with a vacuum splint\n",
+)
+
+
+def test_a_question_about_one_list_item_gets_that_item_with_the_lead_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    index = Index.build([_KIT], abstain_below=0.0)
+    lead = index.ask("Can a crew member use a vacuum splint?").sentences[0]
+    # the lead-in, a mark for the items left out, and the item: not the whole list
+    assert lead.text == (
+        "On top of the basics, a crew member may: … splint a broken arm with a vacuum splint"
+    )
+    first = index.ask("Can a crew member check oxygen cylinders?").sentences[0]
+    assert first.text.endswith("may: check the oxygen cylinders and the suction unit")
+    monkeypatch.setattr(answer, "LIST_ITEM_LEADS", False)
+    whole = index.ask("Can a crew member use a vacuum splint?").sentences[0]
+    assert "oral glucose" in whole.text and "vacuum splint" in whole.text
+
+
+def test_a_question_about_the_whole_list_gets_the_whole_list() -> None:
+    index = Index.build([_KIT], abstain_below=0.0)
+    lead = index.ask("What may a crew member do?").sentences[0]
+    assert "oxygen cylinders" in lead.text and "vacuum splint" in lead.text
+    assert "…" not in lead.text
+
+
 def test_the_passage_view_still_highlights_the_source_words() -> None:
     result = Index.build([_SKILLS], abstain_below=0.0).ask("Can an EMT give oral glucose?")
     lead = result.sentences[0]
@@ -137,8 +171,14 @@ def test_the_shipped_aspirin_answer_leads_with_a_sentence() -> None:
         assert shown[-1] in ".!?:"
         assert shown.casefold().startswith(s.text[:20].casefold())
     lead = result.sentences[0]
-    # the quote is the source's words (a list shown as one sentence loses only its bullets)
-    assert _list_words(lead.text) in _list_words(_source(result, lead))
+    # the quote is the source's words (a list shown as one sentence loses only its bullets), in
+    # order, where "…" marks the list items left out
+    source = _list_words(_source(result, lead))
+    at = 0
+    for piece in lead.text.split(" … "):
+        found = source.find(_list_words(piece), at)
+        assert found >= at, (piece, source)
+        at = found + len(_list_words(piece))
     assert "aspirin" in lead.text
 
 
