@@ -131,6 +131,7 @@ _ANAPHORA = frozenset(
     ]
 )
 # Who a question is about: a follow-up naming a new role replaces the old one instead of adding to it.
+_PERSONS = frozenset("they them their theirs he him his she her hers".split())
 _ROLES = frozenset(["emr", "emt", "emts", "aemt", "aemts", "paramedic", "paramedics", "medic", "medics", "nurse", "nurses", "doctor", "doctors", "physician", "physicians", "firefighter", "firefighters", "dispatcher", "dispatchers", "responder", "responders"])  # fmt: skip
 
 
@@ -491,7 +492,15 @@ def _fix_frames(
 def _carried_text(topic: str, history: Sequence[str]) -> str:
     """The words of the latest earlier question to carry into a follow-up (a newly named role
     replaces the earlier one: after "EMT training?", "and paramedics?" is not about EMTs)."""
-    own_roles = {w for w in tokenize(topic) if w in _ROLES}
+    mine = tokenize(topic)
+    own_roles = {w for w in mine if w in _ROLES}
+    if not own_roles and any(w in _PERSONS for w in mine):
+        # "they", "their": the people named last ("What is an AEMT?" -> "How long is their
+        # training?" -> "Can they start an IV?" are all about AEMTs)
+        for earlier in reversed(history[-3:]):
+            roles = [w for w in tokenize(earlier) if w in _ROLES]
+            if roles:
+                return " ".join(dict.fromkeys(roles))
     for earlier in reversed(history[-2:]):
         words = [
             w
@@ -636,10 +645,13 @@ def prepare(
     if carry is None and history and is_follow_up(text, len(analyzer.content(topic))):
         carried = _carried_text(topic, history)
         # "How long is EMT training?" -> "And paramedics?" still asks how long, and its cue words
-        # ("hours", "years", ...) still point at the passages that say how long
-        _, earlier_intents, earlier_cues = _frames(history[-1])
-        intents |= earlier_intents
-        cue_words = [*cue_words, *(w for w in earlier_cues if w not in cue_words)]
+        # ("hours", "years", ...) still point at the passages that say how long; "Can they start
+        # an IV?" asks a question of its own about the same subject
+        own = [w for w in analyzer.content(topic) if w not in _ANAPHORA]
+        if not intents and len(own) <= 1:
+            _, earlier_intents, earlier_cues = _frames(history[-1])
+            intents |= earlier_intents
+            cue_words = [*cue_words, *(w for w in earlier_cues if w not in cue_words)]
     if carried:
         pointing = [w for w in tokenize(topic) if w in _ANAPHORA]
         if (

@@ -287,3 +287,13 @@ def test_an_answer_may_lean_on_the_passage_next_to_it(
     # the passage that answers names neither the EMT nor the NREMT; the one before it does
     answer = shipped.ask(question)
     assert not answer.abstained and expected in answer.text
+
+
+def test_they_and_their_point_at_the_people_named_last(shipped: Index) -> None:
+    history = ("What is an AEMT?", "How long is their training?")
+    pq = shipped.prepare("Can they start an IV?", history=history)
+    assert pq.query.carried == ("aemt",)
+    assert "quantity" not in pq.intents  # a question of its own, not "how long" again
+    answer = shipped.ask("Can they start an IV?", history=history)
+    assert not answer.abstained and "AEMT" in answer.sentences[0].text
+    assert "hours" not in answer.sentences[0].text
