@@ -642,7 +642,9 @@ def prepare(
         ]
     carried = " ".join(carry) if carry is not None else ""
     carry_weight = CARRY_WEIGHT
-    if carry is None and history and is_follow_up(text, len(analyzer.content(topic))):
+    # "What is JumpSTART?" names its subject in its one content word: a question of its own
+    n_content = len(analyzer.content(topic)) if "definition" not in intents else 2
+    if carry is None and history and is_follow_up(text, n_content):
         carried = _carried_text(topic, history)
         # "How long is EMT training?" -> "And paramedics?" still asks how long, and its cue words
         # ("hours", "years", ...) still point at the passages that say how long; "Can they start

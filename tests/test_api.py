@@ -297,3 +297,12 @@ def test_they_and_their_point_at_the_people_named_last(shipped: Index) -> None:
     answer = shipped.ask("Can they start an IV?", history=history)
     assert not answer.abstained and "AEMT" in answer.sentences[0].text
     assert "hours" not in answer.sentences[0].text
+
+
+def test_a_what_is_question_naming_a_new_subject_is_not_a_follow_up(shipped: Index) -> None:
+    history = ("What is START triage?",)
+    assert shipped.prepare("What is JumpSTART?", history=history).query.carried == ()
+    answer = shipped.ask("What is JumpSTART?", history=history)
+    assert answer.sentences[0].text.startswith("JumpSTART adapts START for children")
+    # a pronoun still points back
+    assert shipped.prepare("What is it for?", history=history).query.carried
