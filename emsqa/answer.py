@@ -66,12 +66,13 @@ WH_NEAR_DECAY = 3.0  # tokens: a word this far from the question word counts 1/e
 # question's ("division" / "divisional", "ctenophora" / "ctenophores", which the stemmer keeps apart).
 FAMILY_WEIGHT = 0.3
 FAMILY_PREFIX = 5
-# A list shown whole when one of its items, with the list's lead-in, covers the question as well
-# loses this much: the item says the answer without the rest of the list.
+# An item of a list also answers on its own, shown with the list's lead-in ("An EMT may: … splint
+# fractures"), and the whole list loses LIST_SPREAD_PENALTY when such an item covers the question
+# as well: the item says the answer without the rest of the list.
 LIST_ITEM_LEADS = True
+LIST_SPREAD_PENALTY = 0.1
 OMITTED = "…"  # marks list items left out of a quotation
 _NEGATIONS = frozenset("no not nor never without cannot".split())
-LIST_SPREAD_PENALTY = 0.1
 FILL_SHARE = 0.75  # a further sentence must score this share of the best one
 SECOND_SOURCE_SHARE = 0.75  # ... and so must another passage's sentence taking the last place
 
@@ -275,9 +276,6 @@ def _list_picks(text: str) -> list[tuple[int, int, str, int, str]]:
     end of the item, the two as shown, "lead-in: … item", end of the whole list, the lead-in)."""
     out = []
     for a, b in _units(text):
-        lines = text[a:b].splitlines()
-        if len(lines) < 2 or not text[a:b].rstrip().startswith(lines[0].rstrip()):
-            continue
         spans = split_sentences(text[a:b])
         if len(spans) < 3 or not text[a + spans[0][0] : a + spans[0][1]].rstrip().endswith(":"):
             continue
@@ -421,9 +419,8 @@ def _candidates(
             continue
         # an item with its list's lead-in ("an EMT may: give ... epinephrine auto-injector ..."),
         # which answers as well as the whole list when it covers as much, and says only that
-        for a, b, raw, list_end, lead in _list_picks(text):
+        for a, b, display, list_end, lead in _list_picks(text):
             whole, before = lists.get((a, list_end), (-1, frozenset()))
-            display = raw
             tokens = tokenize(display)
             terms = frozenset(analyzer.terms_of(analyzer.content_of(tokens)))
             covered = _covered(pq, terms)
