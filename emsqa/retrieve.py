@@ -567,8 +567,8 @@ class _QueryTerms:
             # part among its words: "EMT" -> "emergency medical technician", "EMT-B", "EMT-Basic"
             # together weigh no more than EXPANSION_WEIGHT, not three times the question's word.
             # ("earnings" is "earn" once stemmed: no other form, no share.)
-            share = weight * EXPANSION_WEIGHT / (len(forms[found] - {mine}) * max(1, len(alt)))
             if alt != mine:
+                share = weight * EXPANSION_WEIGHT / (len(forms[found] - {mine}) * max(1, len(alt)))
                 phrase = a.phrase_terms(other)
                 self.raise_to(phrase, share)
                 if weight >= 1:

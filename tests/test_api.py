@@ -306,3 +306,14 @@ def test_a_what_is_question_naming_a_new_subject_is_not_a_follow_up(shipped: Ind
     assert answer.sentences[0].text.startswith("JumpSTART adapts START for children")
     # a pronoun still points back
     assert shipped.prepare("What is it for?", history=history).query.carried
+
+
+def test_a_lexicon_group_whose_forms_stem_alike_is_harmless() -> None:
+    from emsqa.text import load_lexicon
+
+    index = Index.build(
+        [Document(id="d", title="", text="Every test is graded by hand.")],
+        lexicon=load_lexicon([["test", "tests"]]),
+    )
+    answer = index.ask("How are tests graded?")
+    assert not answer.abstained and "graded" in answer.text
