@@ -949,7 +949,7 @@ class _JsonlSlice:
 
     passages: _SlicePassages  # its text's offsets: where each passage's text is in the file
     lines: np.ndarray  # int64: each record's line number
-    id_keys: np.ndarray  # S16: a 128-bit digest of each record's id ...
+    id_keys: np.ndarray  # uint64 (n, 2): a 128-bit digest of each record's id ...
     text_keys: np.ndarray  # ... and of its text (repeated records are found with them)
     ids: StringTable  # the records' ids
     titles: np.ndarray  # int64 offsets of the records' titles in the file ...
@@ -958,12 +958,13 @@ class _JsonlSlice:
 
 
 def _digests(strings: Iterable[str]) -> np.ndarray:
-    """A 128-bit BLAKE2b digest of each string, as S16 (equal strings, equal keys)."""
+    """A 128-bit BLAKE2b digest of each string, as two uint64 columns (equal strings, equal
+    rows; different strings sharing one would take some 2**64 corpora of a million records)."""
     raw = b"".join(
         hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         for t in strings
     )
-    return np.frombuffer(raw, dtype="S16")
+    return np.frombuffer(raw, dtype=np.uint64).reshape(-1, 2)
 
 
 def _jsonl_split_count_slice(
@@ -1001,24 +1002,39 @@ def _jsonl_split_count_slice(
 
 
 class _SeenKeys:
-    """Keys met so far, as sorted runs merged like a binary counter (few runs, little copying)."""
+    """128-bit keys met so far (uint64 pairs), as runs sorted by their first word and merged
+    like a binary counter (few runs, little copying)."""
 
     def __init__(self) -> None:
-        self.runs: list[np.ndarray] = []
+        self.runs: list[tuple[np.ndarray, np.ndarray]] = []  # (first words ascending, seconds)
 
     def known(self, keys: np.ndarray) -> np.ndarray:
         found = np.zeros(len(keys), dtype=bool)
-        for run in self.runs:
-            at = np.minimum(np.searchsorted(run, keys), len(run) - 1)
-            found |= run[at] == keys
+        first = np.ascontiguousarray(keys[:, 0])
+        for column, second in self.runs:
+            left = np.searchsorted(column, first)
+            same = column[np.minimum(left, len(column) - 1)] == first
+            for q in np.flatnonzero(same & ~found).tolist():  # few: the keys met before
+                j = int(left[q])
+                while j < len(column) and column[j] == first[q]:
+                    if second[j] == keys[q, 1]:
+                        found[q] = True
+                        break
+                    j += 1
         return found
 
     def add(self, keys: np.ndarray) -> None:
-        run = np.sort(keys)
-        while self.runs and len(self.runs[-1]) <= 2 * len(run):
-            run = np.sort(np.concatenate([self.runs.pop(), run]))
-        if len(run):
-            self.runs.append(run)
+        first, second = keys[:, 0], keys[:, 1]
+        while self.runs and len(self.runs[-1][0]) <= 2 * len(first):
+            before = self.runs.pop()
+            first, second = np.concatenate([before[0], first]), np.concatenate([before[1], second])
+        if len(first):
+            order = np.argsort(first, kind="stable")
+            self.runs.append((first[order], second[order]))
+
+
+def _all_different(keys: np.ndarray) -> bool:
+    return len(np.unique(keys[:, 0])) == len(keys)
 
 
 def _kept_records(
@@ -1033,14 +1049,17 @@ def _kept_records(
     n = len(got.id_keys)
     old_id, old_text = ids.known(got.id_keys), texts.known(got.text_keys)
     fresh = not old_id.any() and not old_text.any()
-    if fresh and len(np.unique(got.id_keys)) == n and len(np.unique(got.text_keys)) == n:
+    if fresh and _all_different(got.id_keys) and _all_different(got.text_keys):
         keep = np.ones(n, dtype=bool)
     else:
         keep = np.zeros(n, dtype=bool)
-        new_ids: set[bytes] = set()
-        new_texts: set[bytes] = set()
+        new_ids: set[tuple[int, int]] = set()
+        new_texts: set[tuple[int, int]] = set()
         lines = got.lines.tolist()
-        for r, (i, t) in enumerate(zip(got.id_keys.tolist(), got.text_keys.tolist(), strict=True)):
+        pairs = zip(
+            map(tuple, got.id_keys.tolist()), map(tuple, got.text_keys.tolist()), strict=True
+        )
+        for r, (i, t) in enumerate(pairs):
             if old_id[r] or i in new_ids:
                 same_id.append(lines[r])
             elif old_text[r] or t in new_texts:

@@ -278,3 +278,12 @@ def test_the_temporary_files_are_removed(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     streamed(path, 3_000)
     assert list(scratch.iterdir()) == []
+
+
+def test_keys_sharing_a_first_word_are_told_apart() -> None:
+    """Repeats are found by 128-bit keys: a first 64-bit word in common is not a repeat."""
+    keys = store_module._SeenKeys()
+    for first in range(0, 40, 3):  # many runs, merged as they come
+        keys.add(np.array([[first, 7], [first + 1, 8], [5, first]], dtype=np.uint64))
+    asked = np.array([[3, 7], [3, 8], [5, 9], [5, 10], [4, 8], [100, 7]], dtype=np.uint64)
+    assert keys.known(asked).tolist() == [True, False, True, False, True, False]
