@@ -65,6 +65,8 @@ class Index:
         """Load (if a path), split and index `source`; returns self.
 
         `progress(done, total)` is called as passages are analysed (large corpora: every 2,000).
+        A .jsonl file of store.STREAM_FROM bytes or more is read a slice at a time by forked
+        workers, never whole (the same index; `progress` then counts its lines).
         """
         fingerprint = ""
         s = self.settings
