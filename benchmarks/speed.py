@@ -4,7 +4,7 @@
     python benchmarks/speed.py --sizes all       # adds synthetic 100,000 and 1,000,000 passages
 
 Each system's build + save + load + query phase runs in its own fresh interpreter, so its peak RSS
-is its own. Figures (see benchmarks/README.md) go to stdout and benchmarks/results/speed.{md,json};
+is its own. The synthetic corpora are .jsonl files that emsqa indexes from the file itself. Figures (see benchmarks/README.md) go to stdout and benchmarks/results/speed.{md,json};
 the latency-versus-size plot to benchmarks/results/latency.png (latency-<sizes>.png for a partial run).
 """
 
@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -111,13 +112,31 @@ def synthetic_corpus(n: int) -> Path:
     return path
 
 
-def _synthetic(name: str) -> tuple[list[Document], list[str]]:
+def synthetic_jsonl(n: int) -> Path:
+    """The cached corpus of synthetic_corpus(n) as a .jsonl file, one record a line:
+    {"id": "p<i>", "text": ...} (no title: emsqa reads a record's first line as its title)."""
+    text_path = synthetic_corpus(n)
+    path = text_path.with_suffix(".jsonl")
+    if path.is_file():
+        return path
+    tmp = path.with_suffix(".jsonl.tmp")
+    with text_path.open(encoding="utf-8") as fh, tmp.open("w", encoding="utf-8") as out:
+        for i, line in enumerate(fh):
+            out.write(json.dumps({"id": f"p{i}", "text": line.rstrip("\n")}) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def synthetic_texts(path: Path) -> list[str]:
+    """The passages' texts of a synthetic .jsonl corpus, in order (plain strings)."""
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line)["text"] for line in fh]
+
+
+def _synthetic_questions(texts: Sequence[str]) -> list[str]:
+    """SYNTHETIC_QUESTIONS sentences drawn from `texts` (fixed seed), lightly perturbed."""
     import numpy as np
 
-    path = synthetic_corpus(SYNTHETIC[name])
-    with path.open(encoding="utf-8") as fh:
-        texts = [line.rstrip("\n") for line in fh]
-    documents = [Document(id=f"p{i}", title="", text=t) for i, t in enumerate(texts)]
     rng = np.random.default_rng(SEED + 1)
     questions: list[str] = []
     while len(questions) < SYNTHETIC_QUESTIONS:
@@ -132,10 +151,31 @@ def _synthetic(name: str) -> tuple[list[Document], list[str]]:
             i, j = rng.integers(len(kept), size=2)
             kept[i], kept[j] = kept[j], kept[i]
         questions.append(" ".join(kept))
-    return documents, questions
+    return questions
+
+
+def synthetic_questions(name: str) -> list[str]:
+    """The questions of a synthetic workload, cached beside its corpus (they need every text)."""
+    path = CACHE / f"synthetic-{SYNTHETIC[name]}-seed{SEED}.questions.json"
+    if not path.is_file():
+        questions = _synthetic_questions(synthetic_texts(synthetic_jsonl(SYNTHETIC[name])))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(questions), encoding="utf-8")
+        tmp.replace(path)
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _synthetic(name: str) -> tuple[list[Document], list[str]]:
+    """A synthetic workload as Documents, read from its .jsonl file as emsqa reads it."""
+    from emsqa.corpus import load_documents
+
+    path = synthetic_jsonl(SYNTHETIC[name])
+    documents = load_documents(path, max_file_bytes=path.stat().st_size + 1)
+    return documents, synthetic_questions(name)
 
 
 def workload(name: str) -> tuple[list[Document], list[str]]:
+    """A workload's Documents (as emsqa reads them) and questions."""
     return _real(name) if name in SMALL else _synthetic(name)
 
 
@@ -147,17 +187,31 @@ def _folder_mb(folder: Path) -> float:
 
 
 def measure(system: str, name: str, workdir: str) -> dict[str, Any]:
-    """Build, save, load and query one system on one workload (meant to run in its own process)."""
-    documents, questions = workload(name)
+    """Build, save, load and query one system on one workload (meant to run in its own process).
+
+    A synthetic workload is a .jsonl file: emsqa builds from the file itself (reading and
+    parsing it is part of its build time, and it never holds the corpus), bm25s from the texts
+    read from that file beforehand as plain strings (untimed: the least memory it can have)."""
     folder = Path(workdir) / system
+    if name in SYNTHETIC:
+        path = synthetic_jsonl(SYNTHETIC[name])
+        questions = synthetic_questions(name)
+        documents: list[Document] | None = None
+    else:
+        documents, questions = workload(name)
     timed_questions = questions[:LATENCY_QUESTIONS]
-    out: dict[str, Any] = {"documents": len(documents), "questions": len(questions)}
+    out: dict[str, Any] = {"questions": len(questions)}
     if system == "emsqa":
         import scipy.sparse  # noqa: F401  (the build's one heavy import: untimed, as bm25s's is)
 
+        from emsqa.errors import EmsqaWarning
         from emsqa.index import Index
 
-        out["build_s"], index = timed(lambda: Index.build(documents))
+        source: Any = path if documents is None else documents
+        with warnings.catch_warnings():  # the synthetic files repeat a few texts: skipped
+            warnings.simplefilter("ignore", EmsqaWarning)
+            out["build_s"], index = timed(lambda: Index.build(source))
+        out["documents"] = index.n_documents
         out["passages"] = index.n_passages
         index.save(folder)
         del index
@@ -172,8 +226,14 @@ def measure(system: str, name: str, workdir: str) -> dict[str, Any]:
 
     elif system == "bm25s":
         peer = Bm25sPeer()
-        out["build_s"], _ = timed(lambda: peer.build_documents(documents))
-        out["passages"] = len(documents)
+        if documents is None:
+            texts = synthetic_texts(path)
+            ids = [f"p{i}" for i in range(len(texts))]
+            out["build_s"], _ = timed(lambda: peer.build(ids, texts))
+            del texts, ids
+        else:
+            out["build_s"], _ = timed(lambda: peer.build_documents(documents))
+        out["documents"] = out["passages"] = len(peer.ids)
         folder.mkdir(parents=True, exist_ok=True)
         peer.save(folder)
         del peer
@@ -376,8 +436,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, dict[str, dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="emsqa-speed-") as workdir:
         for name in names:
-            if name in SYNTHETIC:
-                synthetic_corpus(SYNTHETIC[name])  # generate once, outside the timed children
+            if name in SYNTHETIC:  # generated once, outside the timed children
+                synthetic_jsonl(SYNTHETIC[name])
+                synthetic_questions(name)
             results[name] = {}
             for system in ("emsqa", "bm25s"):
                 results[name][system] = run_isolated(measure, system, name, workdir)
@@ -498,6 +559,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(emsqa from 10,000 passages or 5,000 documents on) run, the process tree's summed PSS sampled every 0.5 s "
         "counts if higher; serve RSS: a fresh process "
         f"that only opens the saved index and answers {SERVE_QUESTIONS} questions",
+        "- synthetic corpora: a cached .jsonl file (ids p0.., one record a line); emsqa builds "
+        "from the file (`Index.build(path)`: reading and parsing it are in its build time, and "
+        "records repeating an earlier text are skipped as load_documents skips them); bm25s "
+        "indexes every text, read from the file as plain strings beforehand (untimed)",
         f"- {environment_note()}",
         f"- total wall time {elapsed:.0f} s",
     ]

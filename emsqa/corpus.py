@@ -19,6 +19,7 @@ import stat
 import string
 import unicodedata
 import warnings
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,17 @@ from typing import Any
 from emsqa.datatypes import Document, Section
 from emsqa.errors import CorpusError, EmsqaWarning, UsageError
 
-__all__ = ["SUPPORTED_SUFFIXES", "corpus_fingerprint", "load_documents", "load_file"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "SUPPORTED_SUFFIXES",
+    "JsonlPlan",
+    "corpus_fingerprint",
+    "jsonl_slice",
+    "load_documents",
+    "load_file",
+    "plan_jsonl",
+    "report_jsonl",
+]
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl")
 
@@ -36,6 +47,7 @@ _TITLE_CHARS = 100  # longer first lines are shortened (at a word) when they bec
 _MAX_HEADING_WORDS = 12
 _BAD_LINES_SHOWN = 5  # per jsonl file; the rest are counted in one summary warning
 _FINGERPRINT_TAG = b"emsqa-corpus-fingerprint-v1\0"
+MAX_FILE_BYTES = 64 * 2**20  # load_documents skips larger files unless told otherwise
 
 
 class _Unusable(Exception):
@@ -55,7 +67,7 @@ def _warn(message: str) -> None:
 
 
 def load_documents(
-    path: str | os.PathLike[str], *, max_file_bytes: int = 64 * 2**20
+    path: str | os.PathLike[str], *, max_file_bytes: int = MAX_FILE_BYTES
 ) -> list[Document]:
     """Read a file, or every supported file under a folder (recursively), into Documents.
 
@@ -275,14 +287,24 @@ def _drop_duplicates(
         else:
             _warn(f"skipped {source}: same text as {seen_text[doc.text]}")
         return kept
+    _warn_repeats(
+        source,
+        [d.source.rpartition(":")[2] for d in same_id],
+        [d.source.rpartition(":")[2] for d in same_text],
+    )
+    return kept
+
+
+def _warn_repeats(source: str, same_id: list[str], same_text: list[str]) -> None:
+    """Warn about the records of `source` skipped for repeating an earlier id or text (their
+    line numbers, in order)."""
     for dups, what in ((same_id, "an earlier document's id"), (same_text, "an earlier text")):
         if dups:
-            lines = ", ".join(d.source.rpartition(":")[2] for d in dups[:_BAD_LINES_SHOWN])
+            lines = ", ".join(dups[:_BAD_LINES_SHOWN])
             more = ", ..." if len(dups) > _BAD_LINES_SHOWN else ""
             _warn(
                 f"skipped {len(dups)} record(s) of {source} repeating {what} (lines {lines}{more})"
             )
-    return kept
 
 
 # --------------------------------------------------------------------------------------------------
@@ -822,20 +844,41 @@ def _pdf_pages(data: bytes) -> tuple[list[str], str, list[int]]:
 def _jsonl_documents(text: str, file_id: str, source: str) -> list[Document]:
     documents: list[Document] = []
     bad: list[tuple[int, str]] = []
-    for number, line in enumerate(text.split("\n"), 1):
+    _jsonl_lines(text, 1, file_id, source, documents, bad)
+    _warn_bad_lines(bad, source)
+    if not documents:
+        raise _Unusable(_no_records(len(bad)))
+    return documents
+
+
+def _jsonl_lines(
+    text: str,
+    first: int,
+    file_id: str,
+    source: str,
+    documents: list[Document],
+    bad: list[tuple[int, str]],
+) -> None:
+    """The records of `text` (its first line being line `first` of the file) appended to
+    `documents`, and (line number, reason) of its unusable lines to `bad`."""
+    for number, line in enumerate(text.split("\n"), first):
         if not line.strip():
             continue
         try:
             documents.append(_jsonl_record(line, file_id, source, number))
         except _Unusable as exc:
             bad.append((number, exc.reason))
+
+
+def _warn_bad_lines(bad: list[tuple[int, str]], source: str) -> None:
     for number, reason in bad[:_BAD_LINES_SHOWN]:
         _warn(f"skipped line {number} of {source}: {reason}")
     if len(bad) > _BAD_LINES_SHOWN:
         _warn(f"skipped {len(bad) - _BAD_LINES_SHOWN} more bad line(s) of {source}")
-    if not documents:
-        raise _Unusable(f"no usable records ({len(bad)} bad line(s))" if bad else "no records")
-    return documents
+
+
+def _no_records(bad: int) -> str:
+    return f"no usable records ({bad} bad line(s))" if bad else "no records"
 
 
 def _jsonl_record(line: str, file_id: str, source: str, number: int) -> Document:
@@ -864,3 +907,141 @@ def _jsonl_record(line: str, file_id: str, source: str, number: int) -> Document
     else:
         title = _first_line(body)
     return Document(id=doc_id, title=title, text=body, source=f"{source}:{number}")
+
+
+# --------------------------------------------------------------------------------------------------
+# A large .jsonl file read in slices (by forked workers: the parent never holds its records)
+
+
+@dataclass(frozen=True)
+class JsonlPlan:
+    """A .jsonl file cut at line ends into byte ranges [cuts[i], cuts[i + 1]), each starting at
+    line `first_lines[i]`, as found by one pass over its bytes (which also gave `fingerprint`).
+    Its records are those `load_documents(path)` reads, slice by slice (`jsonl_slice`)."""
+
+    path: Path
+    source: str  # the path as given: warnings and each record's Document.source name it
+    file_id: str  # the file's name: the id of a record without one is "<file_id>:<line>"
+    size: int
+    mtime_ns: int
+    cuts: list[int]
+    first_lines: list[int]
+    lines: int
+    fingerprint: str  # corpus_fingerprint(path) of the bytes planned
+
+    @property
+    def slices(self) -> int:
+        return len(self.cuts) - 1
+
+    def unchanged(self) -> bool:
+        """Whether the file still has the size and modification time it was planned with."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return False
+        return (info.st_size, info.st_mtime_ns) == (self.size, self.mtime_ns)
+
+    def changed_error(self) -> CorpusError:
+        return CorpusError(f"{self.source} changed while it was being indexed; index it again")
+
+
+_PLAN_BLOCK = 2**20  # bytes read at a time while planning
+
+
+def plan_jsonl(path: str | os.PathLike[str], slice_bytes: int) -> JsonlPlan | None:
+    """Cut the .jsonl file at `path` into slices of about `slice_bytes` bytes, each ending at a
+    line end. None when the file is not one that can be read a slice at a time exactly as
+    `load_documents` reads it whole: not a regular .jsonl file, empty, not UTF-8 (load_documents
+    falls back to other encodings with a warning), or binary-looking."""
+    file_path = _as_path(path)
+    shown = os.fspath(path)
+    if _kind(file_path, shown) != "file" or _suffix(file_path.name) != ".jsonl":
+        return None
+    digest = hashlib.blake2b(_FINGERPRINT_TAG, digest_size=20)
+    digest.update(file_path.name.encode("utf-8", "surrogateescape") + b"\0")
+    utf8 = codecs.getincrementaldecoder("utf-8")()  # decodes only to check
+    try:
+        with open(file_path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            digest.update(str(info.st_size).encode() + b"\0")
+            head = handle.read(_BINARY_PROBE)
+            if not head or b"\0" in head or any(head.startswith(b) for b, _ in _UNICODE_BOMS):
+                return None
+            start = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+            handle.seek(start)
+            digest.update(head[:start])
+            cuts, first_lines = [start], [1]
+            at, lines = start, 0  # the file offset of the next block; line ends before it
+            while block := handle.read(_PLAN_BLOCK):
+                digest.update(block)
+                utf8.decode(block)
+                counted = 0  # line ends of the block before `counted` are in `lines`
+                # each slice ends at the first line end at least slice_bytes after its start
+                while (j := block.find(b"\n", max(0, cuts[-1] + slice_bytes - 1 - at))) >= 0:
+                    lines += block.count(b"\n", counted, j + 1)
+                    counted = j + 1
+                    cuts.append(at + j + 1)
+                    first_lines.append(lines + 1)
+                lines += block.count(b"\n", counted)
+                at += len(block)
+            utf8.decode(b"", final=True)
+    except (OSError, UnicodeDecodeError):
+        return None
+    if at != info.st_size or at <= start:  # it changed meanwhile, or holds only a BOM
+        return None
+    if cuts[-1] == at:
+        first_lines.pop()
+    else:
+        cuts.append(at)
+    digest.update(b"\0\0")
+    return JsonlPlan(
+        path=file_path,
+        source=shown,
+        file_id=file_path.name,
+        size=at,
+        mtime_ns=info.st_mtime_ns,
+        cuts=cuts,
+        first_lines=first_lines,
+        lines=lines,
+        fingerprint=digest.hexdigest(),
+    )
+
+
+def jsonl_slice(plan: JsonlPlan, i: int) -> tuple[list[Document], list[tuple[int, str]]]:
+    """The records of slice `i` of `plan` as Documents, and its unusable lines' (line number,
+    reason), exactly as load_documents finds them. CorpusError if the file changed."""
+    a, b = plan.cuts[i], plan.cuts[i + 1]
+    try:
+        with open(plan.path, "rb") as handle:
+            handle.seek(a)
+            data = handle.read(b - a)
+    except OSError as exc:
+        raise CorpusError(f"cannot read {plan.source}: {_os_reason(exc)}") from None
+    if len(data) != b - a or (b < plan.size and not data.endswith(b"\n")):
+        raise plan.changed_error()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise plan.changed_error() from None
+    del data
+    documents: list[Document] = []
+    bad: list[tuple[int, str]] = []
+    _jsonl_lines(text, plan.first_lines[i], plan.file_id, plan.source, documents, bad)
+    return documents, bad
+
+
+def report_jsonl(
+    plan: JsonlPlan,
+    bad: list[tuple[int, str]],
+    records: int,
+    same_id: list[int],
+    same_text: list[int],
+) -> None:
+    """Warn as load_documents does about the file's unusable lines (line number, reason) and
+    its `records` usable ones skipped for repeating an earlier id or text (line numbers), and
+    raise its CorpusError when the file held no usable record."""
+    _warn_bad_lines(bad, plan.source)
+    if not records:
+        _warn(f"skipped {plan.source}: {_no_records(len(bad))}")
+        raise CorpusError(f"no usable documents in {plan.source} (1 file(s) found, none usable)")
+    _warn_repeats(plan.source, [str(n) for n in same_id], [str(n) for n in same_text])

@@ -28,6 +28,7 @@ from emsqa.store import (
     Store,
     build_store,
     build_store_from_documents,
+    build_store_from_jsonl,
     load_store,
     save_store,
 )
@@ -64,14 +65,27 @@ class Index:
         """Load (if a path), split and index `source`; returns self.
 
         `progress(done, total)` is called as passages are analysed (large corpora: every 2,000).
+        A .jsonl file of store.STREAM_FROM bytes or more is read a slice at a time by forked
+        workers, never whole (the same index; `progress` then counts its lines).
         """
         fingerprint = ""
+        s = self.settings
         if isinstance(source, (str, os.PathLike)):
-            from emsqa.corpus import corpus_fingerprint, load_documents
+            from emsqa.corpus import MAX_FILE_BYTES, corpus_fingerprint, load_documents
 
-            documents = load_documents(source)
-            fingerprint = corpus_fingerprint(source)
             name = name or str(source)
+            # a large .jsonl file: read a slice at a time by forked workers, never held whole
+            streamed = build_store_from_jsonl(source, s, name=name, progress=progress)
+            if streamed is not None:
+                self.store_ = streamed
+                self._ids = None
+                return self
+            # a single .jsonl file is read whatever its size (a folder's files up to the limit)
+            limit = MAX_FILE_BYTES
+            if str(source).lower().endswith(".jsonl") and os.path.isfile(source):
+                limit = max(limit, os.path.getsize(source) + 1)
+            documents = load_documents(source, max_file_bytes=limit)
+            fingerprint = corpus_fingerprint(source)
         else:
             wrong = f"Index.build takes a path, Documents or strings, not {type(source).__name__}"
             if isinstance(source, (bytes, bytearray)) or not isinstance(source, Iterable):
@@ -85,7 +99,6 @@ class Index:
                         f"Index.build takes Documents or strings, not {type(d).__name__}"
                     )
                 documents.append(d)
-        s = self.settings
         name = name or "documents"
         if progress is None and not s.fuses:
             # split and counted in one round of forked workers (large corpora), no Passage objects

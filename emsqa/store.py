@@ -25,9 +25,10 @@ import json
 import os
 import secrets
 import shutil
+import tempfile
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from emsqa.arrays import release_free_memory
+from emsqa.corpus import JsonlPlan, jsonl_slice, plan_jsonl, report_jsonl
 from emsqa.counting import ChunkCounts, Vocabulary, count_chunk, count_fields, merge_chunks
 from emsqa.datatypes import Document, Passage
 from emsqa.errors import (
@@ -63,6 +65,7 @@ __all__ = [
     "StringTable",
     "build_store",
     "build_store_from_documents",
+    "build_store_from_jsonl",
     "hash_terms",
     "load_store",
     "save_store",
@@ -761,6 +764,22 @@ def _split_count_slice(
     worker): the passages never become Passage objects, nor travel back as text objects."""
     docs, split, settings = work
     a, b = bounds
+    # passages before this slice number at least its first document's (unless documents made
+    # none): only slices starting within the sample keep their tokens for the surface words
+    return _split_count(docs, a, b, split, settings, sample=a < _SURFACE_SAMPLE)
+
+
+def _split_count(
+    docs: Sequence[Document],
+    a: int,
+    b: int,
+    split: SplitSettings,
+    settings: IndexSettings,
+    *,
+    sample: bool,
+) -> tuple[ChunkCounts, _SlicePassages]:
+    """Documents [a, b) of `docs` cut into passages and counted; `sample`: keep the tokens of
+    the first _SURFACE_SAMPLE passages' text (_SlicePassages.surface)."""
     texts: list[str] = []
     titles: list[str] = []
     sections: list[str] = []
@@ -777,9 +796,7 @@ def _split_count_slice(
             ordinals.append(k)
     m = len(texts)
     vocabulary = _worker_vocabulary(settings)
-    # passages before this slice number at least its first document's (unless documents made
-    # none): only slices starting within the sample keep their tokens for the surface words
-    sample: list[list[str]] | None = [] if a < _SURFACE_SAMPLE else None
+    tokens: list[list[str]] | None = [] if sample else None
     counted = count_fields(
         texts,
         titles,
@@ -788,10 +805,10 @@ def _split_count_slice(
         settings.title_weight,
         settings.section_weight,
         vocabulary,
-        surface=_SURFACE_SAMPLE if sample is not None else 0,
+        surface=_SURFACE_SAMPLE if tokens is not None else 0,
         source=os.getpid(),
         places=places,
-        surface_tokens=sample,
+        surface_tokens=tokens,
     )
     names = list(dict.fromkeys(sections))
     section_number = {t: i for i, t in enumerate(names)}
@@ -805,7 +822,7 @@ def _split_count_slice(
         section_names=names,
         p_section=np.fromiter(map(section_number.__getitem__, sections), np.int32, m),
         text=text_table,
-        surface=_numbered_tokens(sample) if sample is not None else None,
+        surface=_numbered_tokens(tokens) if tokens is not None else None,
     )
     release_free_memory()  # the slice's temporaries
     return counted, passages
@@ -960,6 +977,382 @@ def build_store_from_documents(
         lambda: _joined_tables(documents, parts),
         name=name,
         fingerprint=fingerprint,
+        keep_terms=False,
+    )
+
+
+STREAM_FROM = 8 * 2**20  # bytes: a .jsonl file this large is read a slice at a time by workers
+
+
+@dataclass(frozen=True)
+class _JsonlSlice:
+    """What a forked worker sends back of one slice of a .jsonl file besides its counts. The
+    strings stay in the slice's file (text, then titles, then sources): only offsets travel."""
+
+    passages: _SlicePassages  # its text's offsets: where each passage's text is in the file
+    lines: np.ndarray  # int64: each record's line number
+    id_keys: np.ndarray  # uint64 (n, 2): a 128-bit digest of each record's id ...
+    text_keys: np.ndarray  # ... and of its text (repeated records are found with them)
+    ids: StringTable  # the records' ids
+    titles: np.ndarray  # int64 offsets of the records' titles in the file ...
+    sources: np.ndarray  # ... and of their sources
+    bad: list[tuple[int, str]]  # (line number, reason) of the slice's unusable lines
+
+
+def _digests(strings: Iterable[str]) -> np.ndarray:
+    """A 128-bit BLAKE2b digest of each string, as two uint64 columns (equal strings, equal
+    rows; different strings sharing one would take some 2**64 corpora of a million records)."""
+    raw = b"".join(
+        hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        for t in strings
+    )
+    return np.frombuffer(raw, dtype=np.uint64).reshape(-1, 2)
+
+
+def _jsonl_split_count_slice(
+    work: tuple[JsonlPlan, SplitSettings, IndexSettings, str], bounds: tuple[int, int]
+) -> tuple[ChunkCounts, _JsonlSlice]:
+    """Slice bounds[0] of a .jsonl file read, cut into passages and counted (runs in a forked
+    worker, which writes the strings to the slice's file in `work`'s folder)."""
+    plan, split, settings, folder = work
+    i = bounds[0]
+    docs, bad = jsonl_slice(plan, i)
+    # records before the slice are at most its lines before: slices starting within the sample
+    # keep their tokens (others the parent reads from the file, if ever needed)
+    counted, got = _split_count(
+        docs, 0, len(docs), split, settings, sample=plan.first_lines[i] <= _SURFACE_SAMPLE
+    )
+    titles = StringTable.of([d.title for d in docs])
+    sources = StringTable.of([d.source for d in docs])
+    with open(os.path.join(folder, f"{i}.bin"), "wb") as f:
+        for table in (got.text, titles, sources):
+            f.write(table.blob.tobytes())
+    at = len(got.text.blob)
+    sliced = _JsonlSlice(
+        passages=dataclasses.replace(got, text=StringTable(got.text.blob[:0], got.text.offsets)),
+        lines=np.fromiter((int(d.source.rpartition(":")[2]) for d in docs), np.int64, len(docs)),
+        id_keys=_digests(d.id for d in docs),
+        text_keys=_digests(d.text for d in docs),
+        ids=StringTable.of([d.id for d in docs]),
+        titles=titles.offsets + at,
+        sources=sources.offsets + at + len(titles.blob),
+        bad=bad,
+    )
+    del docs, got, titles, sources
+    release_free_memory()
+    return counted, sliced
+
+
+class _SeenKeys:
+    """128-bit keys met so far (uint64 pairs), as runs sorted by their first word and merged
+    like a binary counter (few runs, little copying)."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[np.ndarray, np.ndarray]] = []  # (first words ascending, seconds)
+
+    def known(self, keys: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(keys), dtype=bool)
+        first = np.ascontiguousarray(keys[:, 0])
+        for column, second in self.runs:
+            left = np.searchsorted(column, first)
+            same = column[np.minimum(left, len(column) - 1)] == first
+            for q in np.flatnonzero(same & ~found).tolist():  # few: the keys met before
+                j = int(left[q])
+                while j < len(column) and column[j] == first[q]:
+                    if second[j] == keys[q, 1]:
+                        found[q] = True
+                        break
+                    j += 1
+        return found
+
+    def add(self, keys: np.ndarray) -> None:
+        first, second = keys[:, 0], keys[:, 1]
+        while self.runs and len(self.runs[-1][0]) <= 2 * len(first):
+            before = self.runs.pop()
+            first, second = np.concatenate([before[0], first]), np.concatenate([before[1], second])
+        if len(first):
+            order = np.argsort(first, kind="stable")
+            self.runs.append((first[order], second[order]))
+
+
+def _all_different(keys: np.ndarray) -> bool:
+    return len(np.unique(keys[:, 0])) == len(keys)
+
+
+def _kept_records(
+    got: _JsonlSlice,
+    ids: _SeenKeys,
+    texts: _SeenKeys,
+    same_id: list[int],
+    same_text: list[int],
+) -> np.ndarray:
+    """Which records of `got` load_documents keeps: not repeating the id, nor else the text,
+    of a record kept before (the lines of those that do are added to `same_id`, `same_text`)."""
+    n = len(got.id_keys)
+    old_id, old_text = ids.known(got.id_keys), texts.known(got.text_keys)
+    fresh = not old_id.any() and not old_text.any()
+    if fresh and _all_different(got.id_keys) and _all_different(got.text_keys):
+        keep = np.ones(n, dtype=bool)
+    else:
+        keep = np.zeros(n, dtype=bool)
+        new_ids: set[tuple[int, int]] = set()
+        new_texts: set[tuple[int, int]] = set()
+        lines = got.lines.tolist()
+        pairs = zip(
+            map(tuple, got.id_keys.tolist()), map(tuple, got.text_keys.tolist()), strict=True
+        )
+        for r, (i, t) in enumerate(pairs):
+            if old_id[r] or i in new_ids:
+                same_id.append(lines[r])
+            elif old_text[r] or t in new_texts:
+                same_text.append(lines[r])
+            else:
+                keep[r] = True
+                new_ids.add(i)
+                new_texts.add(t)
+    ids.add(got.id_keys[keep])
+    texts.add(got.text_keys[keep])
+    return keep
+
+
+def _without_rows(counted: ChunkCounts, keep: np.ndarray) -> ChunkCounts:
+    """`counted` with only the passages `keep` marks (its vocabulary unchanged: terms of the
+    others alone end with no postings, and are left out of the index with the other unused)."""
+    sizes = np.diff(counted.indptr)
+    entries = np.repeat(keep, sizes)
+    indptr = np.zeros(int(keep.sum()) + 1, dtype=counted.indptr.dtype)
+    np.cumsum(sizes[keep], out=indptr[1:])
+    return dataclasses.replace(
+        counted, indptr=indptr, indices=counted.indices[entries], data=counted.data[entries]
+    )
+
+
+def _first_use(numbers: np.ndarray) -> np.ndarray:
+    """The distinct values of `numbers` in order of first appearance."""
+    distinct, first = np.unique(numbers, return_index=True)
+    return distinct[np.argsort(first, kind="stable")]
+
+
+@dataclass
+class _StreamedSlice:
+    """A slice's kept passages as the parent keeps them until the end of the build."""
+
+    file: str
+    text: np.ndarray  # int64 (start, end) in the file of each kept passage's text
+    titles: np.ndarray  # ... of each kept document's title
+    sources: np.ndarray  # ... and source
+    p_start: np.ndarray
+    p_end: np.ndarray
+    p_ordinal: np.ndarray
+    p_section: np.ndarray  # numbered among the corpus's section titles
+    p_doc: np.ndarray  # int32, numbered among the corpus's documents
+
+
+def _spans_of(offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return np.stack([offsets[:-1][rows], offsets[1:][rows]], axis=1)
+
+
+def _streamed(
+    got: _JsonlSlice,
+    keep: np.ndarray,
+    file: str,
+    docs_before: int,
+    section_index: dict[str, int],
+) -> tuple[_StreamedSlice, StringTable]:
+    """The slice's kept passages and documents (those with a passage), and their ids."""
+    part = got.passages
+    rows = np.flatnonzero(keep[part.p_doc])
+    p_doc = part.p_doc[rows]
+    used = np.unique(p_doc)  # ascending: in order of first appearance
+    sections = part.p_section[rows]
+    to_corpus = np.zeros(len(part.section_names), dtype=np.int32)
+    for k in _first_use(sections).tolist():
+        to_corpus[k] = section_index.setdefault(part.section_names[k], len(section_index))
+    kept = _StreamedSlice(
+        file=file,
+        text=_spans_of(part.text.offsets, rows),
+        titles=_spans_of(got.titles, used),
+        sources=_spans_of(got.sources, used),
+        p_start=part.p_start[rows],
+        p_end=part.p_end[rows],
+        p_ordinal=part.p_ordinal[rows],
+        p_section=to_corpus[sections],
+        p_doc=(np.searchsorted(used, p_doc) + docs_before).astype(np.int32),
+    )
+    return kept, got.ids.take(used)
+
+
+def _kept_surface(got: _JsonlSlice, keep: np.ndarray, file: str, wanted: int) -> dict[str, int]:
+    """How often each token occurs in the text of the slice's first `wanted` kept passages, in
+    order of first appearance (what _surface_of gives for a slice of Documents)."""
+    part = got.passages
+    rows = np.flatnonzero(keep[part.p_doc])[:wanted]
+    if not len(rows):
+        return {}
+    if part.surface is None or rows[-1] >= len(part.surface[2]):  # tokens not kept: read
+        seen: Counter[str] = Counter()
+        blob = np.fromfile(file, dtype=np.uint8, count=int(part.text.offsets[-1]))
+        table = StringTable(blob, part.text.offsets)
+        for r in rows.tolist():
+            seen.update(tokenize(table[r]))
+        return seen
+    distinct, ids, ends = part.surface
+    starts = np.concatenate([np.zeros(1, np.int64), ends[:-1]])
+    tokens = np.concatenate([ids[starts[r] : ends[r]] for r in rows.tolist()])
+    if not len(tokens):
+        return {}
+    order = _first_use(tokens)
+    counts = np.bincount(tokens)[order]
+    return dict(zip([distinct[k] for k in order.tolist()], counts.tolist(), strict=True))
+
+
+def _joined_files(parts: list[_StreamedSlice], field: str) -> StringTable:
+    """One table of the strings at `field`'s spans of every slice's file, in order."""
+    spans = [getattr(p, field) for p in parts]
+    sizes = np.concatenate([s[:, 1] - s[:, 0] for s in spans] + [np.empty(0, np.int64)])
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    blob = np.empty(int(offsets[-1]), dtype=np.uint8)
+    at = 0
+    for part, span in zip(parts, spans, strict=True):
+        if not len(span):
+            continue
+        lo, hi = int(span[0, 0]), int(span[-1, 1])
+        size = int((span[:, 1] - span[:, 0]).sum())
+        with open(part.file, "rb") as f:
+            f.seek(lo)
+            if hi - lo == size:  # every string of the range (no passage left out): in place
+                got = f.readinto(memoryview(blob[at : at + size]))
+            else:
+                data = f.read(hi - lo)
+                got = len(data)
+                pieces = b"".join(data[a - lo : b - lo] for a, b in span.tolist())
+                blob[at : at + size] = np.frombuffer(pieces, dtype=np.uint8)
+        if got != hi - lo:
+            raise IndexStateError(f"a temporary file of the build was cut short: {part.file}")
+        at += size
+    return StringTable(blob, offsets)
+
+
+def build_store_from_jsonl(
+    path: str | os.PathLike[str],
+    settings: IndexSettings,
+    *,
+    name: str = "",
+    workers: int | None = None,
+    progress: Progress | None = None,
+    slice_bytes: int | None = None,
+) -> Store | None:
+    """The Store of `build_store_from_documents(load_documents(path), settings)` for a .jsonl
+    file, with the same warnings and fingerprint, made without ever holding its records: forked
+    workers each read a slice of the file's lines (found by one pass over its bytes), cut its
+    records into passages and count them, and leave the strings in temporary files, joined
+    once the postings are made. Repeated records are left out as load_documents does (their
+    ids and texts are compared by 128-bit digests).
+
+    None when this does not apply (the caller loads the documents instead): a file smaller
+    than STREAM_FROM bytes (unless `slice_bytes` is given), or not UTF-8 (see plan_jsonl), fused
+    settings, or no fork. `progress(lines read, lines)` is called as slices are counted.
+    """
+    if settings.fuses or not can_fork():
+        return None
+    workers = workers or usable_cores()
+    if slice_bytes is None:
+        try:
+            size = os.stat(path).st_size
+        except (OSError, ValueError):
+            return None
+        if size < STREAM_FROM:
+            return None
+        slice_bytes = max(1, min(_SLICE_TEXT, -(-size // (_DOC_SHARES * workers))))
+    plan = plan_jsonl(path, slice_bytes)
+    if plan is None:
+        return None
+    folder = tempfile.mkdtemp(prefix="emsqa-build-")
+    try:
+        return _store_from_jsonl(plan, settings, name, workers, progress, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _store_from_jsonl(
+    plan: JsonlPlan,
+    settings: IndexSettings,
+    name: str,
+    workers: int,
+    progress: Progress | None,
+    folder: str,
+) -> Store:
+    parts: list[_StreamedSlice] = []
+    ids: list[StringTable] = []
+    seen: Counter[str] = Counter()
+    section_index: dict[str, int] = {}
+
+    def chunks() -> Iterator[ChunkCounts]:
+        bad: list[tuple[int, str]] = []
+        same_id: list[int] = []
+        same_text: list[int] = []
+        seen_ids, seen_texts = _SeenKeys(), _SeenKeys()
+        records = passages = documents = 0
+        work = (plan, settings.split, settings, folder)
+        total = max(1, plan.lines)
+        for (i, _), (counted, got) in forked_slices(
+            _jsonl_split_count_slice,
+            work,
+            plan.slices,
+            0,
+            workers,
+            renew=False,  # workers read no object of the parent's: nothing to copy
+            cuts=range(plan.slices + 1),
+        ):
+            file = os.path.join(folder, f"{i}.bin")
+            bad.extend(got.bad)
+            records += len(got.id_keys)
+            keep = _kept_records(got, seen_ids, seen_texts, same_id, same_text)
+            if passages < _SURFACE_SAMPLE:
+                seen.update(_kept_surface(got, keep, file, _SURFACE_SAMPLE - passages))
+            kept, kept_ids = _streamed(got, keep, file, documents, section_index)
+            if not keep.all():
+                counted = _without_rows(counted, keep[got.passages.p_doc])
+            del got
+            parts.append(kept)
+            ids.append(kept_ids)
+            passages += len(kept.p_start)
+            documents += len(kept_ids)
+            yield counted
+            if progress:
+                progress(
+                    min(total, plan.first_lines[i + 1] - 1) if i + 2 < len(plan.cuts) else total,
+                    total,
+                )
+        if not plan.unchanged():
+            raise plan.changed_error()
+        report_jsonl(plan, bad, records, same_id, same_text)
+
+    def tables() -> tuple[_PassageTables, np.ndarray]:
+        def joined(field: str) -> np.ndarray:
+            return np.concatenate([getattr(p, field) for p in parts])
+
+        out = _PassageTables(
+            p_text=_joined_files(parts, "text"),
+            p_doc=joined("p_doc"),
+            p_start=joined("p_start"),
+            p_end=joined("p_end"),
+            p_section=joined("p_section"),
+            doc_ids=StringTable.concat(ids),
+            doc_titles=_joined_files(parts, "titles"),
+            doc_sources=_joined_files(parts, "sources"),
+            sections=StringTable.of(list(section_index)),
+        )
+        return out, joined("p_ordinal")
+
+    return _store_from_chunks(
+        chunks(),
+        settings,
+        seen,
+        tables,
+        name=name,
+        fingerprint=plan.fingerprint,
         keep_terms=False,
     )
 
