@@ -287,9 +287,9 @@ def test_ascii_tokens_are_the_unicode_patterns_tokens(pieces: list[str], noise: 
     reference = re.compile(text_module._TOKEN_PATTERN)  # the Unicode pattern, as on any text
     for sample in ("".join(pieces), noise, "".join(pieces) + noise):
         assert text_module._ASCII_TOKEN_RE.findall(sample) == reference.findall(sample)
-        assert tokenize(sample) == [
-            t[:-2] if t.endswith("'s") else t for t in reference.findall(sample.lower())
-        ]
+        # "...n't" splits in two (tested on its own in test_text); then "'s" goes
+        found = text_module._negations_split(reference.findall(sample.lower()))
+        assert tokenize(sample) == [t[:-2] if t.endswith("'s") else t for t in found]
 
 
 def test_postings_put_in_term_order_at_once_or_in_slices_are_the_same(
