@@ -25,19 +25,17 @@ import json
 import os
 import secrets
 import shutil
-import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from emsqa.arrays import release_free_memory
-from emsqa.corpus import JsonlPlan, jsonl_slice, plan_jsonl, report_jsonl
 from emsqa.counting import ChunkCounts, Vocabulary, count_chunk, count_fields, merge_chunks
 from emsqa.datatypes import Document, Passage
 from emsqa.errors import (
@@ -57,6 +55,9 @@ from emsqa.passages import (
 )
 from emsqa.strings import StringTable
 from emsqa.text import STOP_WORDS, Analyzer, tokenize
+
+if TYPE_CHECKING:  # the corpus reader is imported where a build streams a file: not on the
+    from emsqa.corpus import JsonlPlan  # question path, which must start fast
 
 __all__ = [
     "FORMAT_VERSION",
@@ -1014,6 +1015,8 @@ def _jsonl_split_count_slice(
 ) -> tuple[ChunkCounts, _JsonlSlice]:
     """Slice bounds[0] of a .jsonl file read, cut into passages and counted (runs in a forked
     worker, which writes the strings to the slice's file in `work`'s folder)."""
+    from emsqa.corpus import jsonl_slice
+
     plan, split, settings, folder = work
     i = bounds[0]
     docs, bad = jsonl_slice(plan, i)
@@ -1254,6 +1257,10 @@ def build_store_from_jsonl(
     than STREAM_FROM bytes (unless `slice_bytes` is given), or not UTF-8 (see plan_jsonl), fused
     settings, or no fork. `progress(lines read, lines)` is called as slices are counted.
     """
+    import tempfile
+
+    from emsqa.corpus import plan_jsonl
+
     if settings.fuses or not can_fork():
         return None
     workers = workers or usable_cores()
@@ -1283,6 +1290,8 @@ def _store_from_jsonl(
     progress: Progress | None,
     folder: str,
 ) -> Store:
+    from emsqa.corpus import report_jsonl
+
     parts: list[_StreamedSlice] = []
     ids: list[StringTable] = []
     seen: Counter[str] = Counter()
