@@ -969,7 +969,7 @@ def _collapsed(
     kept_texts: dict[
         int, list[bytes | PassageRow]
     ] = {}  # text size -> texts shown (rows until read)
-    blob = store.p_text.blob
+    text = store.p_text.bytes_at
     for row, score in zip(rows, scores, strict=True):
         d, s0, e0 = row[0], row[1], row[2]
         same_doc = kept_spans.get(d)
@@ -988,8 +988,8 @@ def _collapsed(
         if twins is None:
             kept_texts[b - a] = [row]
         else:
-            twins[:] = [t if isinstance(t, bytes) else blob[t[5] : t[6]].tobytes() for t in twins]
-            raw = blob[a:b].tobytes()
+            twins[:] = [t if isinstance(t, bytes) else text(t[5], t[6]) for t in twins]
+            raw = text(a, b)
             if raw in twins:
                 continue
             twins.append(raw)

@@ -409,7 +409,7 @@ class Store:
         sections = self.cache.setdefault("sections", {})
         if len(sections) >= 100_000:
             sections.clear()
-        blob = self.p_text.blob
+        text = self.p_text.bytes_at
         new = object.__new__  # every field set at once: see datatypes._unchecked
         out = []
         for d, start, end, sec, ordinal, a, b in rows:
@@ -427,7 +427,7 @@ class Store:
                     "title": doc[1],
                     "section": section,
                     "source": doc[2],
-                    "text": blob[a:b].tobytes().decode("utf-8"),
+                    "text": text(a, b).decode("utf-8"),
                     "start": start,
                     "end": end,
                     "ordinal": ordinal,
@@ -1865,7 +1865,9 @@ def _load_generation(root: Path, mmap: bool | None) -> Store:
     if manifest["format_version"] < 4:  # formats 1-3 saved the idf
         arrays["saved_idf"] = get("idf", ("float32",))
     tables = {
-        name: StringTable(get(f"{name}.blob", ("uint8",)), get(f"{name}.offsets", ("int64",)))
+        name: (StringTable.on_file if use_mmap else StringTable)(
+            get(f"{name}.blob", ("uint8",)), get(f"{name}.offsets", ("int64",))
+        )
         for name in _TABLES
     }
     store = Store(

@@ -2,14 +2,22 @@
 
 Besides reading strings back, tables are combined without decoding them: concatenated, reordered,
 and joined pairwise ("cardiac" + " " + "arrest"), with numpy over the bytes.
+
+A table whose bytes are a memory-mapped file (a large saved index) reads the strings it is asked
+for with os.pread: touching a mapped page maps its neighbours too (the kernel's fault-around,
+64 KB), so citing a thousand passages of a million made 80 MB of unread titles resident.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
+
+from emsqa.errors import IndexFormatError
 
 __all__ = ["StringTable"]
 
@@ -24,6 +32,32 @@ class StringTable:
     def __init__(self, blob: np.ndarray, offsets: np.ndarray) -> None:
         self.blob = blob
         self.offsets = offsets
+        self._fd = -1  # a file to read strings from (see on_file), or -1: slice the blob
+        self._at = 0  # where the blob's bytes start in that file
+        self._name = ""  # and its name
+
+    @classmethod
+    def on_file(cls, blob: np.ndarray, offsets: np.ndarray) -> StringTable:
+        """A table over `blob`, a memory map just opened by np.load, that reads single strings
+        and ranges from its file (the map still serves whole-table work: saving, combining)."""
+        table = cls(blob, offsets)
+        if isinstance(blob, np.memmap) and hasattr(os, "pread") and blob.filename and len(blob):
+            fd = os.open(blob.filename, os.O_RDONLY)
+            weakref.finalize(table, os.close, fd)
+            table._fd, table._at, table._name = fd, int(blob.offset), str(blob.filename)
+        return table
+
+    def bytes_at(self, a: int, b: int) -> bytes:
+        """Bytes a..b of the blob (a range of whole strings, or one string)."""
+        if self._fd < 0:
+            return self.blob[a:b].tobytes()
+        got = os.pread(self._fd, b - a, self._at + a)
+        if len(got) != b - a:  # the file shrank under us (a memory map would crash)
+            raise IndexFormatError(
+                f"index file {self._name} was cut short while it was open",
+                hint="rebuild the index",
+            )
+        return got
 
     @classmethod
     def of(cls, strings: Sequence[str]) -> StringTable:
@@ -65,7 +99,7 @@ class StringTable:
 
     def raw(self, i: int) -> bytes:
         """String `i` as its UTF-8 bytes."""
-        return self.blob[self.offsets.item(i) : self.offsets.item(i + 1)].tobytes()
+        return self.bytes_at(self.offsets.item(i), self.offsets.item(i + 1))
 
     def __getitem__(self, i: int) -> str:
         return self.raw(i).decode("utf-8")
@@ -73,7 +107,7 @@ class StringTable:
     def strings(self, a: int, b: int) -> list[str]:
         """Strings a, a + 1, ..., b - 1, decoded at once (one bytes object, not one a string)."""
         lo = self.offsets.item(a)
-        raw = self.blob[lo : self.offsets.item(b)].tobytes()
+        raw = self.bytes_at(lo, self.offsets.item(b))
         cuts = (self.offsets[a : b + 1] - lo).tolist()
         if raw.isascii():  # characters are bytes: slice one decoded string
             text = raw.decode("ascii")

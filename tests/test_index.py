@@ -120,6 +120,25 @@ def test_save_load_round_trip(index: Index, tmp_path) -> None:
     assert "stop_words" in manifest["analyzer"]
 
 
+def test_a_memory_mapped_index_answers_alike_and_reads_texts_from_its_files(
+    index: Index, tmp_path
+) -> None:
+    index.save(tmp_path / "idx")
+    mapped = Index.load(tmp_path / "idx", mmap=True)
+    for q in ["suction", "CPR rate", "C-spine", "nothing matches zzz"]:
+        assert [(h.passage, h.score) for h in mapped.search(q)] == [
+            (h.passage, h.score) for h in index.search(q)
+        ]
+        assert mapped.ask(q).to_dict() == index.ask(q).to_dict()
+    # texts are read from the file when asked for (a mapped page would map 64 KB around it), so
+    # a file cut short under an open index is one clear error, not a crash of the process
+    blob = next((tmp_path / "idx").glob("data-*/p_text.blob.npy"))
+    with blob.open("r+b") as fh:
+        fh.truncate(200)
+    with pytest.raises(IndexFormatError, match=r"p_text\.blob\.npy was cut short"):
+        mapped.search("suction")
+
+
 def test_saving_again_replaces_the_old_generation(index: Index, tmp_path) -> None:
     index.save(tmp_path / "idx")
     index.save(tmp_path / "idx")
