@@ -73,7 +73,8 @@ def index_progress(stream: TextIO) -> Iterator[Callable[[int, int], None]]:
                 keys = stack.enter_context(create_pipe_input())
                 out = create_output(stdout=stream)
                 bar = stack.enter_context(ProgressBar(title="Indexing", output=out, input=keys))
-                state["bar"], state["counter"] = bar, bar(label="passages", total=total)
+                # no unit: a build counts passages, or lines when it streams a .jsonl file
+                state["bar"], state["counter"] = bar, bar(label="", total=total)
             counter = state["counter"]
             counter.items_completed = done
             if done >= total:
