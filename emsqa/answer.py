@@ -764,7 +764,8 @@ def _contrast_lead(
     """For a question comparing two things, the sentence (or adjacent pair, one side each) that best
     sets them apart, to lead the answer; [] for other questions, when no candidate names both sides
     apart, or when the best such scores under half the best candidate. Sentences with a contrast cue
-    come first, then by score (a pair by its mean)."""
+    come first, then those saying "difference" outright, then by score (a pair by its mean).
+    Sentences of the first COMPARE_POOL hits may lead (compose passes them)."""
     if not cands or not any(p.search(question) for p in (*_COMPARE, _DIFFER)):
         return []
     groups = _form_groups(lexicon, analyzer)
@@ -772,11 +773,11 @@ def _contrast_lead(
     if len(sides) != 2:
         return []
     namings = [_naming(c.text, sides, analyzer, groups) for c in cands]
-    options: list[tuple[bool, float, list[_Candidate]]] = []
+    options: list[tuple[bool, bool, float, list[_Candidate]]] = []
     for c, naming in zip(cands, namings, strict=True):
         apart, cued = _set_apart(naming)
         if apart:
-            options.append((cued, c.score, [c]))
+            options.append((cued, _says_differ(c.text), c.score, [c]))
     for i, (c1, n1) in enumerate(zip(cands, namings, strict=True)):
         names1 = [bool(spans) for spans in n1.spans]
         if names1.count(True) != 1:
@@ -791,12 +792,29 @@ def _contrast_lead(
             if _BULLET.sub("", gap).strip():
                 break  # not the next sentence
             if [bool(spans) for spans in n2.spans] == [not x for x in names1]:
-                options.append((bool(n2.cues), (c1.score + c2.score) / 2, [c1, c2]))
+                options.append(
+                    (
+                        bool(n2.cues),
+                        _says_differ(c1.text),
+                        (c1.score + c2.score) / 2,
+                        [c1, c2],
+                    )
+                )
             break
     if not options:
         return []
-    _, score, lead = max(options, key=lambda o: (o[0], o[1]))
+    _, _, score, lead = max(options, key=lambda o: (o[0], o[1], o[2]))
     return lead if score >= 0.5 * max(c.score for c in cands) else []
+
+
+_DIFFER_WORD = re.compile(r"\bdiffer(?:s|ed|ence|ences|ent|ently)?\b", re.I)
+
+
+def _says_differ(text: str) -> bool:
+    """Whether a sentence says outright that it tells a difference ("One key difference is that
+    EMTs ..."): among sentences that set the two sides apart, these answer "what is the
+    difference?" before those that add one more ("Additionally, paramedics ..., while EMTs ...")."""
+    return bool(_DIFFER_WORD.search(text))
 
 
 def _label_lead(
@@ -888,6 +906,9 @@ def _choose(
     return chosen
 
 
+COMPARE_POOL = 5  # hits whose sentences may lead the answer to a comparison question
+
+
 def compose(
     question: str,
     pq: PreparedQuery,
@@ -941,11 +962,20 @@ def compose(
             related=tuple(hits[:3]), query=pq.query, kind="abstain", hits=tuple(hits),
         )  # fmt: skip
     cands = _candidates(pq, top, analyzer, term_sets)
+    lead = []
+    if any(p.search(pq.query.text) for p in (*_COMPARE, _DIFFER)):
+        # the sentence that sets two things apart may sit in a passage ranked just below the k
+        wide = list(hits[:COMPARE_POOL])
+        wide_sets = term_sets + [
+            frozenset(analyzer.fields(h.passage.title, h.passage.section, h.passage.text, 1, 1))
+            for h in wide[len(top) :]
+        ]
+        wide_cands = _candidates(pq, wide, analyzer, wide_sets) if len(wide) > len(top) else cands
+        lead = _contrast_lead(wide_cands, pq.query.text, analyzer, lexicon)
     chosen = _choose(
         cands,
         _sides(pq.query.text, analyzer, lexicon),
-        lead=_contrast_lead(cands, pq.query.text, analyzer, lexicon)
-        or _label_lead(cands, pq, analyzer),
+        lead=lead or _label_lead(cands, pq, analyzer),
     )
     numbers: dict[str, int] = {}
     citations: list[Citation] = []

@@ -271,6 +271,43 @@ def test_an_adjacent_pair_naming_one_side_each_leads_in_its_own_order(
     assert not index.ask("EMT vs paramedic").sentences[0].text.startswith("EMTs give oxygen")
 
 
+_OUTRIGHT = _with_skills(
+    "Additionally, paramedics give drugs through a vein, while EMTs give only oxygen. "
+    "Ambulance crews restock oxygen after every call. "
+    "One key difference is that EMTs give oxygen and oral glucose. "
+    "Paramedics, on the other hand, give drugs through a vein."
+)
+
+
+def test_a_pair_saying_difference_outright_leads_before_a_sentence_adding_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    index = Index.build(_OUTRIGHT, abstain_below=0.0)
+    question = "What is the difference between an EMT and a paramedic?"
+    first, second = index.ask(question).sentences[:2]
+    assert first.text == "One key difference is that EMTs give oxygen and oral glucose."
+    assert second.text == "Paramedics, on the other hand, give drugs through a vein."
+    # without the preference, the "Additionally, ..." sentence (the higher score) would lead
+    monkeypatch.setattr(answer, "_says_differ", lambda text: False)
+    assert index.ask(question).sentences[0].text.startswith("Additionally")
+
+
+def test_the_seed_articles_question_leads_with_its_key_difference(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shipped corpus' headline question: the seed article's "One key difference ..." pair sits
+    in the fifth passage, below the three an answer draws on; comparisons look at COMPARE_POOL."""
+    from emsqa.api import shipped_corpus
+
+    index = Index.build(shipped_corpus())
+    question = "What is the difference between an EMT and a paramedic?"
+    result = index.ask(question)
+    assert result.sentences[0].text.startswith("One key difference is that EMTs")
+    assert "more advanced training" in result.sentences[1].text
+    monkeypatch.setattr(answer, "COMPARE_POOL", 3)
+    assert not index.ask(question).sentences[0].text.startswith("One key difference")
+
+
 # ----------------------------------------------------------------- strict matching of the sides
 
 _LEXICON = load_lexicon(
