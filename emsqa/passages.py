@@ -386,11 +386,25 @@ def _regions(doc: Document) -> list[tuple[int, int, str]]:
     return regions
 
 
+def _one_passage(words: int, settings: SplitSettings) -> bool:
+    """Whether a stretch of `words` words is one passage whatever its sentences: under max_words,
+    and too short to leave min_words on both sides of any cut (see _pack and _pick_end)."""
+    return words < 2 * settings.min_words and words <= settings.max_words
+
+
 def _spans(doc: Document, settings: SplitSettings) -> list[tuple[int, int, str]]:
     """(start, end, section) of each passage of `doc`, in order."""
     out: list[tuple[int, int, str]] = []
+    text = doc.text
     for start, end, section in _regions(doc):
-        units = _units(doc.text, start, end, settings)
+        region = text[start:end]
+        words = len(region.split())
+        if _one_passage(words, settings):  # no need to find its sentences: they all go in
+            if words:  # (sentences hold every visible character and start and end on one)
+                lead = len(region) - len(region.lstrip())
+                out.append((start + lead, start + len(region.rstrip()), section))
+            continue
+        units = _units(text, start, end, settings)
         for first, last in _pack(units, settings):
             out.append((units[first][0], units[last - 1][1], section))
     return out

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from emsqa.datatypes import Document, Passage, Section
@@ -490,6 +490,15 @@ _WORDY = st.lists(
 ).map(" ".join)  # fmt: skip
 
 
+def _plain_doc(text: str) -> Document:
+    return Document(id="doc", title="Title", text=text, source="src.txt")
+
+
+_SENTENCES = st.lists(
+    st.tuples(st.integers(1, 15), st.sampled_from([" ", "\n\n", "\n- "])), max_size=25
+).map(lambda runs: "".join(sep + " ".join(["Word"] + ["word"] * (n - 1)) + "." for n, sep in runs))
+
+
 @settings(max_examples=300, deadline=None)
 @given(text=st.one_of(_WORDY, any_text))
 def test_the_plain_word_shortcut_ends_sentences_as_the_full_rules_do(text: str) -> None:
@@ -502,3 +511,27 @@ def test_the_plain_word_shortcut_ends_sentences_as_the_full_rules_do(text: str) 
         assert split_sentences(text) == fast
     finally:
         passages_module._PLAIN_WORD = saved
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    doc=st.one_of(documents(), st.builds(_plain_doc, st.one_of(_WORDY, _SENTENCES))),
+    split=split_settings(),
+)
+# 25 words in five paragraphs, min_words 10: cut into three (the shortcut takes under 20 only)
+@example(
+    doc=_plain_doc("\n\n".join(["Word word word word word."] * 5)),
+    split=SplitSettings(12, 10, 100, 1),
+)
+def test_a_stretch_too_short_to_cut_is_one_passage_as_the_full_rules_make_it(
+    doc: Document, split: SplitSettings
+) -> None:
+    from emsqa import passages as passages_module
+
+    fast = passages_module.passage_spans(doc, split)
+    saved = passages_module._one_passage
+    passages_module._one_passage = lambda words, settings: False  # every stretch split and packed
+    try:
+        assert passages_module.passage_spans(doc, split) == fast
+    finally:
+        passages_module._one_passage = saved
