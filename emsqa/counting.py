@@ -22,6 +22,7 @@ import numpy as np
 from emsqa.arrays import release_free_memory, sorted_unique
 from emsqa.datatypes import Passage
 from emsqa.errors import IndexStateError
+from emsqa.parallel import computed_ahead
 from emsqa.strings import StringTable
 from emsqa.text import STOP_WORDS, Analyzer, tokenize
 
@@ -413,14 +414,14 @@ def merge_chunks(
     # first pass: each run's terms in corpus numbers, document frequencies, passage lengths
     df = np.zeros(n_terms, dtype=np.int64)
     lengths = []
-    for st in staged:
-        term_map = np.concatenate(
-            [
-                maps[st.vocabulary][0][: st.n_words],
-                n_words + np.searchsorted(all_pairs, st.pair_keys),
-            ]
-        )
+
+    def term_map_of(st: _Staged) -> np.ndarray:
+        """The run's term numbers in the corpus (computed a run ahead, in a helper thread)."""
+        found = n_words + np.searchsorted(all_pairs, st.pair_keys)
         st.pair_keys = np.empty(0, np.int64)
+        return np.concatenate([maps[st.vocabulary][0][: st.n_words], found])
+
+    for st, term_map in zip(staged, computed_ahead(term_map_of, staged), strict=True):
         df[term_map] += np.bincount(st.indices, minlength=len(term_map))  # a run's terms differ
         rows = len(st.indptr) - 1
         row_of = np.repeat(np.arange(rows), np.diff(st.indptr))

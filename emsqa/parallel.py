@@ -7,15 +7,16 @@ import itertools
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["MAX_WORKERS", "can_fork", "forked_slices", "usable_cores"]
+__all__ = ["MAX_WORKERS", "can_fork", "computed_ahead", "forked_slices", "usable_cores"]
 
 MAX_WORKERS = 8
 TASKS_PER_WORKER = 2  # slices a worker runs at least before a fresh one (forked anew) replaces it
 WORKER_LIVES = 16  # ... and at most this many workers in turn take each worker's place in a run
 _T = TypeVar("_T")
+_S = TypeVar("_S")
 
 # What forked workers work on: set by the parent just before forking (fork shares it, no copy).
 _SHARED: Any = None
@@ -29,6 +30,26 @@ def usable_cores() -> int:
     except AttributeError:  # no sched_getaffinity (macOS, Windows)
         cores = os.cpu_count() or 1
     return max(1, min(MAX_WORKERS, cores))
+
+
+def computed_ahead(fn: Callable[[_S], _T], items: Iterable[_S]) -> Iterator[_T]:
+    """fn(item) for each of `items`, in order, each computed in a helper thread while the caller
+    works on the one before (numpy's and scipy's loops release the GIL, so on two cores the two
+    overlap); plainly one after the other on one core. At most two results exist at a time."""
+    if usable_cores() < 2:
+        yield from map(fn, items)
+        return
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="emsqa-ahead") as pool:
+        pending: Future[_T] | None = None
+        for item in items:
+            following = pool.submit(fn, item)
+            if pending is not None:
+                yield pending.result()
+            pending = following
+        if pending is not None:
+            yield pending.result()
 
 
 def can_fork() -> bool:

@@ -45,7 +45,7 @@ from emsqa.errors import (
     IndexWriteError,
     UsageError,
 )
-from emsqa.parallel import can_fork, forked_slices, usable_cores
+from emsqa.parallel import can_fork, computed_ahead, forked_slices, usable_cores
 from emsqa.passages import (
     PARALLEL_SPLIT_FROM,
     SplitSettings,
@@ -1082,6 +1082,19 @@ def _all_different(keys: np.ndarray) -> bool:
     return len(np.unique(keys[:, 0])) == len(keys)
 
 
+def _repeated(keys: np.ndarray) -> np.ndarray:
+    """Which of `keys` share their first word with another of them (a superset of the repeats)."""
+    first = keys[:, 0]
+    order = np.argsort(first, kind="stable")
+    ordered = first[order]
+    same = np.zeros(len(keys), dtype=bool)
+    if len(keys) > 1:
+        twin = ordered[1:] == ordered[:-1]
+        same[order[1:][twin]] = True
+        same[order[:-1][twin]] = True
+    return same
+
+
 def _kept_records(
     got: _JsonlSlice,
     ids: _SeenKeys,
@@ -1097,20 +1110,21 @@ def _kept_records(
     if fresh and _all_different(got.id_keys) and _all_different(got.text_keys):
         keep = np.ones(n, dtype=bool)
     else:
-        keep = np.zeros(n, dtype=bool)
+        # Only records met before or sharing a key within the slice can be left out, and the
+        # others share no key with them: the rest are kept, and those few are read in order.
+        keep = np.ones(n, dtype=bool)
+        doubtful = old_id | old_text | _repeated(got.id_keys) | _repeated(got.text_keys)
         new_ids: set[tuple[int, int]] = set()
         new_texts: set[tuple[int, int]] = set()
-        lines = got.lines.tolist()
-        pairs = zip(
-            map(tuple, got.id_keys.tolist()), map(tuple, got.text_keys.tolist()), strict=True
-        )
-        for r, (i, t) in enumerate(pairs):
+        for r in np.flatnonzero(doubtful).tolist():
+            i, t = tuple(got.id_keys[r].tolist()), tuple(got.text_keys[r].tolist())
             if old_id[r] or i in new_ids:
-                same_id.append(lines[r])
+                same_id.append(int(got.lines[r]))
+                keep[r] = False
             elif old_text[r] or t in new_texts:
-                same_text.append(lines[r])
+                same_text.append(int(got.lines[r]))
+                keep[r] = False
             else:
-                keep[r] = True
                 new_ids.add(i)
                 new_texts.add(t)
     ids.add(got.id_keys[keep])
@@ -1549,13 +1563,19 @@ def _term_major(
     post_idx = np.empty(int(post_ptr[-1]), dtype=_passage_dtype(n))  # in their final, narrow
     post_w = np.empty(int(post_ptr[-1]), dtype=np.uint16)  # dtypes: no extra copy
     filled = post_ptr[:-1].copy()  # where each term's next posting goes
+
+    def by_term(bounds: tuple[int, int]) -> Any:
+        """Rows r0..r1's postings, term by term, passages ascending (a slice ahead, in a thread)."""
+        r0, r1 = bounds
+        a, b = int(indptr[r0]), int(indptr[r1])
+        return sparse.csr_matrix(
+            (steps[a:b], indices[a:b], indptr[r0 : r1 + 1] - a), shape=(r1 - r0, n_terms)
+        ).tocsc()
+
     # a slice's tocsc() costs its entries plus one step per term: slices of a quarter as many
     # entries as terms at least keep the second part from dominating on large vocabularies
-    for r0, r1 in _row_slices(indptr, max(_SCATTER, n_terms // 4)):
-        a, b = int(indptr[r0]), int(indptr[r1])
-        rows = sparse.csr_matrix(
-            (steps[a:b], indices[a:b], indptr[r0 : r1 + 1] - a), shape=(r1 - r0, n_terms)
-        ).tocsc()  # this slice's postings, term by term, passages ascending
+    slices = list(_row_slices(indptr, max(_SCATTER, n_terms // 4)))
+    for (r0, _), rows in zip(slices, computed_ahead(by_term, slices), strict=True):
         counts = np.diff(rows.indptr)
         terms = np.flatnonzero(counts)
         counts = counts[terms]

@@ -367,6 +367,50 @@ def test_workers_are_the_usable_cores_up_to_eight(monkeypatch: pytest.MonkeyPatc
     assert parallel.usable_cores() == 1
 
 
+@pytest.mark.parametrize("cores", [1, 2])
+def test_results_computed_ahead_come_in_order_and_two_at_most(
+    cores: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from emsqa import parallel
+
+    monkeypatch.setattr(parallel, "usable_cores", lambda: cores)
+    alive: set[int] = set()
+    most = [0]
+    lock = threading.Lock()
+
+    def work(i: int) -> int:
+        with lock:
+            alive.add(i)
+            most[0] = max(most[0], len(alive))
+        return i * i
+
+    out = []
+    for got in parallel.computed_ahead(work, range(50)):
+        out.append(got)
+        with lock:
+            alive.discard(int(got**0.5))  # the caller is done with it
+    assert out == [i * i for i in range(50)]
+    assert most[0] <= 2
+    assert list(parallel.computed_ahead(work, [])) == []
+
+
+def test_an_error_computed_ahead_reaches_the_caller() -> None:
+    from emsqa import parallel
+
+    def work(i: int) -> int:
+        if i == 3:
+            raise ValueError("three")
+        return i
+
+    got = []
+    with pytest.raises(ValueError, match="three"):
+        for x in parallel.computed_ahead(work, range(6)):
+            got.append(x)
+    assert got == [0, 1, 2]
+
+
 @pytest.mark.parametrize("n_passages", [1, 7, 300, 5000])
 def test_idf_is_scikit_learns_bit_for_bit(n_passages: int) -> None:
     from scipy import sparse
