@@ -784,7 +784,9 @@ def _scores(
     if not len(ids):
         return np.empty(0, dtype=np.int64), np.empty(0), None
     # float64 products summed in term order: the batch path (a sparse product) gives the same bits
-    spans, idx, vals = weighted_postings(store.post_ptr, store.post_idx, store.post_w, ids, w)
+    spans, idx, vals = weighted_postings(
+        store.post_ptr, store.post_idx, store.post_w, ids, w, store.post_runs
+    )
     sizes = [b - a for a, b in spans]
     n = store.n_passages
     if len(idx) * 16 < n:  # few postings: sort them instead of touching every passage

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emsqa.arrays import release_free_memory
+from emsqa.arrays import MappedRuns, release_free_memory
 from emsqa.counting import ChunkCounts, Vocabulary, count_chunk, count_fields, merge_chunks
 from emsqa.datatypes import Document, Passage
 from emsqa.errors import (
@@ -303,6 +303,9 @@ class Store:
     fingerprint: str = ""
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
     term_hash_kind: str = TERM_HASH  # how term_hash was computed (older indexes: BLAKE2b)
+    # readers of post_idx and post_w runs, for a memory-mapped index (short runs from the files:
+    # see arrays.SHORT_RUN); None: the postings are sliced
+    post_runs: tuple[MappedRuns, MappedRuns] | None = None
     # derived lookup tables built on first use (e.g. the spelling-correction word table)
     cache: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
@@ -1890,10 +1893,12 @@ def _load_generation(root: Path, mmap: bool | None) -> Store:
         )
         for name in _TABLES
     }
+    runs = (MappedRuns(arrays["post_idx"]), MappedRuns(arrays["post_w"])) if use_mmap else None
     store = Store(
         settings=settings,
         **arrays,
         **tables,
+        post_runs=runs,
         words=tuple(str(w) for w in manifest.get("words", [])),
         name=str(manifest.get("name", "")),
         fingerprint=str(manifest.get("fingerprint", "")),

@@ -11,13 +11,11 @@ for with os.pread: touching a mapped page maps its neighbours too (the kernel's 
 from __future__ import annotations
 
 import itertools
-import os
-import weakref
 from collections.abc import Sequence
 
 import numpy as np
 
-from emsqa.errors import IndexFormatError
+from emsqa.arrays import FileReader
 
 __all__ = ["StringTable"]
 
@@ -32,32 +30,21 @@ class StringTable:
     def __init__(self, blob: np.ndarray, offsets: np.ndarray) -> None:
         self.blob = blob
         self.offsets = offsets
-        self._fd = -1  # a file to read strings from (see on_file), or -1: slice the blob
-        self._at = 0  # where the blob's bytes start in that file
-        self._name = ""  # and its name
+        self._file: FileReader | None = None  # the blob's file, read from (see on_file)
 
     @classmethod
     def on_file(cls, blob: np.ndarray, offsets: np.ndarray) -> StringTable:
         """A table over `blob`, a memory map just opened by np.load, that reads single strings
         and ranges from its file (the map still serves whole-table work: saving, combining)."""
         table = cls(blob, offsets)
-        if isinstance(blob, np.memmap) and hasattr(os, "pread") and blob.filename and len(blob):
-            fd = os.open(blob.filename, os.O_RDONLY)
-            weakref.finalize(table, os.close, fd)
-            table._fd, table._at, table._name = fd, int(blob.offset), str(blob.filename)
+        table._file = FileReader.of(blob)
         return table
 
     def bytes_at(self, a: int, b: int) -> bytes:
         """Bytes a..b of the blob (a range of whole strings, or one string)."""
-        if self._fd < 0:
+        if self._file is None:
             return self.blob[a:b].tobytes()
-        got = os.pread(self._fd, b - a, self._at + a)
-        if len(got) != b - a:  # the file shrank under us (a memory map would crash)
-            raise IndexFormatError(
-                f"index file {self._name} was cut short while it was open",
-                hint="rebuild the index",
-            )
-        return got
+        return self._file.read(a, b - a)
 
     @classmethod
     def of(cls, strings: Sequence[str]) -> StringTable:

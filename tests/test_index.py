@@ -139,6 +139,26 @@ def test_a_memory_mapped_index_answers_alike_and_reads_texts_from_its_files(
         mapped.search("suction")
 
 
+def test_mapped_runs_read_short_runs_from_the_file_and_long_ones_through_the_map(
+    tmp_path,
+) -> None:
+    from emsqa.arrays import SHORT_RUN, MappedRuns
+
+    values = np.arange(3 * SHORT_RUN, dtype=np.int32)
+    np.save(tmp_path / "a.npy", values)
+    runs = MappedRuns(np.load(tmp_path / "a.npy", mmap_mode="r"))
+    short, long_ = SHORT_RUN // 4 - 1, SHORT_RUN // 4 + 1
+    for a, b in [(0, 0), (5, 5 + short), (7, 7 + long_), (len(values) - 3, len(values))]:
+        got = runs(a, b)
+        assert got.dtype == values.dtype and np.array_equal(got, values[a:b])
+        assert isinstance(got, np.memmap) == (b - a >= SHORT_RUN // 4)  # long: a view of the map
+    assert not isinstance(MappedRuns(values)(0, 3), np.memmap)  # in memory: plain slices
+    with (tmp_path / "a.npy").open("r+b") as fh:
+        fh.truncate(1_000)
+    with pytest.raises(IndexFormatError, match=r"a\.npy was cut short"):
+        runs(2 * SHORT_RUN // 4, 2 * SHORT_RUN // 4 + 10)
+
+
 def test_saving_again_replaces_the_old_generation(index: Index, tmp_path) -> None:
     index.save(tmp_path / "idx")
     index.save(tmp_path / "idx")
