@@ -1081,10 +1081,6 @@ class _SeenKeys:
             self.runs.append((first[order], second[order]))
 
 
-def _all_different(keys: np.ndarray) -> bool:
-    return len(np.unique(keys[:, 0])) == len(keys)
-
-
 def _repeated(keys: np.ndarray) -> np.ndarray:
     """Which of `keys` share their first word with another of them (a superset of the repeats)."""
     first = keys[:, 0]
@@ -1107,29 +1103,24 @@ def _kept_records(
 ) -> np.ndarray:
     """Which records of `got` load_documents keeps: not repeating the id, nor else the text,
     of a record kept before (the lines of those that do are added to `same_id`, `same_text`)."""
-    n = len(got.id_keys)
     old_id, old_text = ids.known(got.id_keys), texts.known(got.text_keys)
-    fresh = not old_id.any() and not old_text.any()
-    if fresh and _all_different(got.id_keys) and _all_different(got.text_keys):
-        keep = np.ones(n, dtype=bool)
-    else:
-        # Only records met before or sharing a key within the slice can be left out, and the
-        # others share no key with them: the rest are kept, and those few are read in order.
-        keep = np.ones(n, dtype=bool)
-        doubtful = old_id | old_text | _repeated(got.id_keys) | _repeated(got.text_keys)
-        new_ids: set[tuple[int, int]] = set()
-        new_texts: set[tuple[int, int]] = set()
-        for r in np.flatnonzero(doubtful).tolist():
-            i, t = tuple(got.id_keys[r].tolist()), tuple(got.text_keys[r].tolist())
-            if old_id[r] or i in new_ids:
-                same_id.append(int(got.lines[r]))
-                keep[r] = False
-            elif old_text[r] or t in new_texts:
-                same_text.append(int(got.lines[r]))
-                keep[r] = False
-            else:
-                new_ids.add(i)
-                new_texts.add(t)
+    # Only records met before or sharing a key within the slice can be left out, and the others
+    # share no key with them: the rest are kept, and those few are read in order.
+    keep = np.ones(len(got.id_keys), dtype=bool)
+    doubtful = old_id | old_text | _repeated(got.id_keys) | _repeated(got.text_keys)
+    new_ids: set[tuple[int, int]] = set()
+    new_texts: set[tuple[int, int]] = set()
+    for r in np.flatnonzero(doubtful).tolist():
+        i, t = tuple(got.id_keys[r].tolist()), tuple(got.text_keys[r].tolist())
+        if old_id[r] or i in new_ids:
+            same_id.append(int(got.lines[r]))
+            keep[r] = False
+        elif old_text[r] or t in new_texts:
+            same_text.append(int(got.lines[r]))
+            keep[r] = False
+        else:
+            new_ids.add(i)
+            new_texts.add(t)
     ids.add(got.id_keys[keep])
     texts.add(got.text_keys[keep])
     return keep
