@@ -758,6 +758,11 @@ def _set_apart(naming: _Naming) -> tuple[bool, bool]:
     return apart, cued
 
 
+def _compares(question: str) -> bool:
+    """Whether `question` compares two things ("X vs Y", "difference between", "differ from")."""
+    return any(p.search(question) for p in (*_COMPARE, _DIFFER))
+
+
 def _contrast_lead(
     cands: Sequence[_Candidate], question: str, analyzer: Analyzer, lexicon: Lexicon | None
 ) -> list[_Candidate]:
@@ -766,7 +771,7 @@ def _contrast_lead(
     apart, or when the best such scores under half the best candidate. Sentences with a contrast cue
     come first, then those saying "difference" outright, then by score (a pair by its mean).
     Sentences of the first COMPARE_POOL hits may lead (compose passes them)."""
-    if not cands or not any(p.search(question) for p in (*_COMPARE, _DIFFER)):
+    if not cands or not _compares(question):
         return []
     groups = _form_groups(lexicon, analyzer)
     sides = _strict_sides(question, analyzer, lexicon, groups)
@@ -962,8 +967,8 @@ def compose(
             related=tuple(hits[:3]), query=pq.query, kind="abstain", hits=tuple(hits),
         )  # fmt: skip
     cands = _candidates(pq, top, analyzer, term_sets)
-    lead = []
-    if any(p.search(pq.query.text) for p in (*_COMPARE, _DIFFER)):
+    lead: list[_Candidate] = []
+    if _compares(pq.query.text):
         # the sentence that sets two things apart may sit in a passage ranked just below the k
         wide = list(hits[:COMPARE_POOL])
         wide_sets = term_sets + [
