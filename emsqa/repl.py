@@ -72,6 +72,10 @@ def index_progress(stream: TextIO) -> Iterator[Callable[[int, int], None]]:
                 # input at end-of-file would stop the bar's application with EOFError)
                 keys = stack.enter_context(create_pipe_input())
                 out = create_output(stdout=stream)
+                # the idle pipe never answers a cursor position request: without this, a build
+                # longer than two seconds printed "your terminal doesn't support ... (CPR)"
+                if hasattr(out, "enable_cpr"):
+                    out.enable_cpr = False
                 bar = stack.enter_context(ProgressBar(title="Indexing", output=out, input=keys))
                 # no unit: a build counts passages, or lines when it streams a .jsonl file
                 state["bar"], state["counter"] = bar, bar(label="", total=total)

@@ -203,6 +203,25 @@ def test_index_progress_shows_on_a_terminal_for_a_large_corpus_only(
     assert "Traceback" not in capfd.readouterr().err  # the bar's own thread ended cleanly
 
 
+def test_a_long_build_s_progress_bar_asks_the_terminal_nothing() -> None:
+    """The bar reads an idle pipe, which never answers a cursor position request: after two
+    seconds prompt_toolkit printed a warning about the terminal into the bar's output."""
+    from emsqa.cli import _index_progress
+    from emsqa.repl import PROGRESS_FROM
+
+    screen = _Terminal()
+    with _index_progress(screen) as report:
+        assert report is not None
+        report(1, PROGRESS_FROM)
+        time.sleep(2.5)  # past prompt_toolkit's wait for an answer
+        report(PROGRESS_FROM, PROGRESS_FROM)
+        done, deadline = f"{PROGRESS_FROM}/{PROGRESS_FROM}", time.monotonic() + 10
+        while done not in screen.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the bar redraws in its own thread
+    assert "CPR" not in screen.getvalue() and "WARNING" not in screen.getvalue()
+    assert f"{PROGRESS_FROM}/{PROGRESS_FROM}" in screen.getvalue()
+
+
 def test_index_progress_stays_silent_when_stderr_is_not_a_terminal(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
