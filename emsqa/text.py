@@ -216,7 +216,7 @@ def tokenize(text: str) -> list[str]:
     """Split normalised text into raw tokens (stop words included), possessive 's removed."""
     text = normalize(text)
     found = (_ASCII_TOKEN_RE if text.isascii() else _TOKEN_RE).findall(text)
-    if "n't" in text:
+    if "n't" in text or "cannot" in text:
         found = _negations_split(found)
     if "'s" not in text:
         return found
@@ -226,19 +226,23 @@ def tokenize(text: str) -> list[str]:
 
 
 # The tokenizer's rules, recorded in an index's manifest: a saved index whose rules differ was made
-# by another emsqa (2: "don't" became "do", "not"; 3: irregular verb forms read as their verb).
-TOKEN_RULES = 3
+# by another emsqa (2: "don't" became "do", "not"; 3: irregular verb forms read as their verb;
+# 4: "cannot" became "can", "not").
+TOKEN_RULES = 4
 
 # Contractions whose first part is not the word less its "n't".
 _NEGATED_VERBS = {"can't": "can", "won't": "will", "shan't": "shall", "ain't": "is"}
 
 
 def _negations_split(tokens: list[str]) -> list[str]:
-    """`tokens` with each "...n't" read as two words, "don't" -> "do", "not": the negation is a
-    word of its own, as in "do not", and never a stop word."""
+    """`tokens` with each "...n't" read as two words, "don't" -> "do", "not", and "cannot" as
+    "can", "not": the negation is a word of its own, as in "do not", and never a stop word."""
     out: list[str] = []
     for t in tokens:
-        if t.endswith("n't") and len(t) > 3:
+        if t == "cannot":
+            out.append("can")
+            out.append("not")
+        elif t.endswith("n't") and len(t) > 3:
             out.append(_NEGATED_VERBS.get(t) or t[:-3])
             out.append("not")
         else:

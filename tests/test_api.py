@@ -171,6 +171,18 @@ def test_a_contracted_negation_finds_the_passage_that_says_not(
     assert "do not" in answer.sentences[0].text
 
 
+def test_cannot_in_a_question_is_no_word_the_corpus_must_hold(shipped: Index) -> None:
+    # "cannot" once counted as a rare word of its own: no passage held it, so the question abstained
+    # ("nothing on: cannot") while "can't" and "can not" answered
+    answers = [
+        shipped.ask(f"What can a paramedic do that an EMT {negation}?")
+        for negation in ("cannot", "can't", "can not")
+    ]
+    assert not answers[0].abstained
+    assert answers[0].text == answers[1].text == answers[2].text
+
+
+
 @pytest.mark.parametrize("word", ["its", "wont", "whatsoever", "cantor", "shell"])
 def test_real_words_are_not_read_as_contractions(shipped: Index, word: str) -> None:
     assert shipped.prepare(f"a {word} b").query.text == f"a {word} b"

@@ -38,6 +38,9 @@ def test_contracted_negations_read_as_not() -> None:
     assert tokenize("Can’t we? Won't they? It isn't.") == [
         "can", "not", "we", "will", "not", "they", "it", "is", "not",
     ]  # fmt: skip
+    # "cannot" is "can not" spelt as one word
+    assert tokenize("EMTs cannot intubate") == ["emts", "can", "not", "intubate"]
+    assert plain.content("EMTs cannot intubate") == plain.content("EMTs can't intubate")
     # a hyphenated compound stays whole, and so does a bare "n't"
     assert tokenize("a don't-resuscitate order; n't") == ["a", "don't-resuscitate", "order", "n't"]
 
