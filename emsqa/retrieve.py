@@ -105,6 +105,7 @@ _FRAME_WORDS = re.compile(
 )
 CUE_WEIGHT = 0.3
 CORRECTION_WEIGHT = 0.8
+_NEGATIONS = frozenset("no not nor never".split())
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _FOLLOW_START = re.compile(
     r"^\s*(and|also|what about|how about|what else|and what|same for|then)\b", re.I
@@ -546,6 +547,11 @@ class _QueryTerms:
             tokens = tokenize(text)
         words = a.content_of(tokens)
         own = a.terms_of(words)
+        if tokens and tokens[-1] in _NEGATIONS and len(words) > 1:
+            # a closing negation leaves out what it negates ("What can an AEMT do that an EMT
+            # cannot?", "... or not?"): the answer says what can be done, not what cannot
+            last = words[-1]
+            light = light | {last, *(t for t in own if t.endswith(f" {last}"))}
         scale = 1.0 if weight >= 1 else CARRIED_CONCEPT  # how much its words count for coverage
         if weight >= 1:
             self.weights.update(own)

@@ -182,6 +182,14 @@ def test_cannot_in_a_question_is_no_word_the_corpus_must_hold(shipped: Index) ->
     assert answers[0].text == answers[1].text == answers[2].text
 
 
+@pytest.mark.parametrize("negation", ["cannot", "can't", "doesn't"])
+def test_a_closing_negation_asks_what_can_be_done(shipped: Index, negation: str) -> None:
+    # "... that an EMT cannot?" leaves out what it negates: the answer is what the AEMT adds, not
+    # whichever passage says "not" most often
+    answer = shipped.ask(f"What can an AEMT do that an EMT {negation}?")
+    assert not answer.abstained
+    assert any("AEMT adds" in s.text or "IV access" in s.text for s in answer.sentences)
+
 
 @pytest.mark.parametrize("word", ["its", "wont", "whatsoever", "cantor", "shell"])
 def test_real_words_are_not_read_as_contractions(shipped: Index, word: str) -> None:
