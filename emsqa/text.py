@@ -313,6 +313,41 @@ _BASE_FORMS: dict[str, str] = {
     }.items()
     for form in forms.split()
 }
+# ... and so are the comparatives and superlatives of common adjectives, which Snowball leaves
+# alone ("higher", "highest"): "Which level is higher?" finds "the highest national level". Forms
+# that are words of their own ("lighter", "later", "longer" in "no longer", "better") are left out.
+_BASE_FORMS.update(
+    (form, adjective)
+    for adjective, forms in {
+        "high": "higher highest",
+        "low": "lower lowest",
+        "large": "larger largest",
+        "small": "smaller smallest",
+        "big": "bigger biggest",
+        "old": "older oldest",
+        "young": "younger youngest",
+        "great": "greater greatest",
+        "fast": "faster fastest",
+        "slow": "slower slowest",
+        "short": "shorter shortest",
+        "strong": "stronger strongest",
+        "weak": "weaker weakest",
+        "deep": "deeper deepest",
+        "wide": "wider widest",
+        "heavy": "heavier heaviest",
+        "early": "earlier earliest",
+        "easy": "easier easiest",
+        "hard": "harder hardest",
+        "safe": "safer safest",
+        "rare": "rarer rarest",
+        "quick": "quicker quickest",
+        "cheap": "cheaper cheapest",
+        "warm": "warmer warmest",
+        "cold": "colder coldest",
+        "hot": "hotter hottest",
+    }.items()
+    for form in forms.split()
+)
 
 
 @lru_cache(maxsize=1)

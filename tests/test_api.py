@@ -191,6 +191,13 @@ def test_a_closing_negation_asks_what_can_be_done(shipped: Index, negation: str)
     assert any("AEMT adds" in s.text or "IV access" in s.text for s in answer.sentences)
 
 
+def test_a_comparative_finds_the_superlative(shipped: Index) -> None:
+    # "higher" once abstained ("nothing on: higher"); the corpus says "the highest national level"
+    answer = shipped.ask("Which is higher, AEMT or EMT?")
+    assert not answer.abstained
+    assert "highest" in shipped.ask("What is the highest EMS level?").sentences[0].text
+
+
 @pytest.mark.parametrize("word", ["its", "wont", "whatsoever", "cantor", "shell"])
 def test_real_words_are_not_read_as_contractions(shipped: Index, word: str) -> None:
     assert shipped.prepare(f"a {word} b").query.text == f"a {word} b"

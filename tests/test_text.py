@@ -45,6 +45,15 @@ def test_contracted_negations_read_as_not() -> None:
     assert tokenize("a don't-resuscitate order; n't") == ["a", "don't-resuscitate", "order", "n't"]
 
 
+def test_comparatives_and_superlatives_meet_their_adjective() -> None:
+    analyzer = Analyzer()
+    for form, adjective in [("higher", "high"), ("highest", "high"), ("oldest", "old")]:
+        assert analyzer.stem_of(form) == analyzer.stem_of(adjective), form
+    # words of their own are left alone
+    assert analyzer.stem_of("lighter") != analyzer.stem_of("light")
+    assert analyzer.stem_of("better") != analyzer.stem_of("good")
+
+
 def test_irregular_verb_forms_meet_their_verb() -> None:
     analyzer = Analyzer()
     for form, verb in [("goes", "go"), ("went", "go"), ("became", "become"), ("written", "write")]:
