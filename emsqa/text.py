@@ -227,7 +227,7 @@ def tokenize(text: str) -> list[str]:
 
 # The tokenizer's rules, recorded in an index's manifest: a saved index whose rules differ was made
 # by another emsqa (2: "don't" became "do", "not"; 3: irregular verb forms read as their verb;
-# 4: "cannot" became "can", "not").
+# 4: "cannot" became "can", "not", and comparatives and superlatives read as their adjective).
 TOKEN_RULES = 4
 
 # Contractions whose first part is not the word less its "n't".
