@@ -13,6 +13,7 @@ import difflib
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
@@ -60,32 +61,47 @@ PROGRESS_FROM = 5_000  # passages: smaller corpora index too fast to need a prog
 @contextlib.contextmanager
 def index_progress(stream: TextIO) -> Iterator[Callable[[int, int], None]]:
     """A progress callback(done, total) drawing prompt_toolkit's bar on `stream` (a terminal) once
-    a corpus of PROGRESS_FROM passages or more is being analysed."""
-    with contextlib.ExitStack() as stack:
-        state: dict[str, Any] = {}
+    a corpus of PROGRESS_FROM passages or more is being analysed. Warnings raised while the bar
+    shows are held and shown once it is gone (printed at once, they were drawn over it)."""
+    held: list[warnings.WarningMessage] = []
+    try:
+        with contextlib.ExitStack() as stack:
+            yield _bar_reporter(stream, stack, held)
+    finally:
+        for w in held:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
 
-        def report(done: int, total: int) -> None:
-            if "counter" not in state:
-                if total < PROGRESS_FROM:
-                    return
-                # the bar reads no keys: an idle pipe (stdin may not be a terminal, and an
-                # input at end-of-file would stop the bar's application with EOFError)
-                keys = stack.enter_context(create_pipe_input())
-                out = create_output(stdout=stream)
-                # the idle pipe never answers a cursor position request: without this, a build
-                # longer than two seconds printed "your terminal doesn't support ... (CPR)"
-                if hasattr(out, "enable_cpr"):
-                    out.enable_cpr = False
-                bar = stack.enter_context(ProgressBar(title="Indexing", output=out, input=keys))
-                # no unit: a build counts passages, or lines when it streams a .jsonl file
-                state["bar"], state["counter"] = bar, bar(label="", total=total)
-            counter = state["counter"]
-            counter.items_completed = done
-            if done >= total:
-                counter.done = True
-            state["bar"].invalidate()
 
-        yield report
+def _bar_reporter(
+    stream: TextIO, stack: contextlib.ExitStack, held: list[warnings.WarningMessage]
+) -> Callable[[int, int], None]:
+    state: dict[str, Any] = {}
+
+    def report(done: int, total: int) -> None:
+        if "counter" not in state:
+            if total < PROGRESS_FROM:
+                return
+            # entered before the bar, so left after it, and handed on after that
+            stack.callback(lambda: held.extend(state["caught"]))
+            state["caught"] = stack.enter_context(warnings.catch_warnings(record=True))
+            # the bar reads no keys: an idle pipe (stdin may not be a terminal, and an
+            # input at end-of-file would stop the bar's application with EOFError)
+            keys = stack.enter_context(create_pipe_input())
+            out = create_output(stdout=stream)
+            # the idle pipe never answers a cursor position request: without this, a build
+            # longer than two seconds printed "your terminal doesn't support ... (CPR)"
+            if hasattr(out, "enable_cpr"):
+                out.enable_cpr = False
+            bar = stack.enter_context(ProgressBar(title="Indexing", output=out, input=keys))
+            # no unit: a build counts passages, or lines when it streams a .jsonl file
+            state["bar"], state["counter"] = bar, bar(label="", total=total)
+        counter = state["counter"]
+        counter.items_completed = done
+        if done >= total:
+            counter.done = True
+        state["bar"].invalidate()
+
+    return report
 
 
 # --------------------------------------------------------------------------- history

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +221,32 @@ def test_a_long_build_s_progress_bar_asks_the_terminal_nothing() -> None:
             time.sleep(0.05)  # the bar redraws in its own thread
     assert "CPR" not in screen.getvalue() and "WARNING" not in screen.getvalue()
     assert f"{PROGRESS_FROM}/{PROGRESS_FROM}" in screen.getvalue()
+
+
+def test_a_warning_during_the_bar_shows_after_it() -> None:
+    """A corpus warning printed while the bar drew was written over the bar's line."""
+    from emsqa.cli import _index_progress
+    from emsqa.errors import EmsqaWarning
+    from emsqa.repl import PROGRESS_FROM
+
+    screen = _Terminal()
+    shown: list[tuple[str, int]] = []
+
+    def show(message: Warning | str, *_: object) -> None:
+        shown.append((str(message), len(screen.getvalue())))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        with _index_progress(screen) as report:
+            assert report is not None
+            report(1, PROGRESS_FROM)
+            warnings.warn("skipped line 7 of a.jsonl: not valid JSON", EmsqaWarning, stacklevel=1)
+            assert shown == []  # held while the bar shows
+            report(PROGRESS_FROM, PROGRESS_FROM)
+        drawn = len(screen.getvalue())
+    assert [m for m, _ in shown] == ["skipped line 7 of a.jsonl: not valid JSON"]
+    assert shown[0][1] == drawn > 0  # shown once the bar had drawn its last
 
 
 def test_index_progress_stays_silent_when_stderr_is_not_a_terminal(
