@@ -128,6 +128,11 @@ _YEAR_OR_DATE = re.compile(
     re.I,
 )
 _NAME = re.compile(r"\b[A-Z][^\W_]*")
+_SPATIAL = re.compile(
+    r"\b(?:above|below|beneath|under|over|between|behind|beside|near|inside|outside|across|along)"
+    r" (?:the|a|an|its|his|her|their|each|both|one)\b",
+    re.I,
+)
 _ANY_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _REFERENCE_SECTIONS = frozenset(
     ["sources", "references", "bibliography", "further reading", "see also"]
@@ -236,7 +241,10 @@ def _answer_kind(question: str, intents: frozenset[str]) -> str:
 def _holds_kind(kind: str, sentence: str, asked: set[str]) -> bool:
     """Whether `sentence` holds a thing of `kind` the question (its words `asked`) does not name."""
     if kind in ("person", "place"):  # a capitalised word past the first
-        return any(m.start() and m.group().lower() not in asked for m in _NAME.finditer(sentence))
+        if any(m.start() and m.group().lower() not in asked for m in _NAME.finditer(sentence)):
+            return True
+        # ... or, for a place, where one thing sits against another ("above the wound")
+        return kind == "place" and _SPATIAL.search(sentence) is not None
     if kind == "time":
         return any(m.group().lower() not in asked for m in _YEAR_OR_DATE.finditer(sentence))
     if kind == "frequency":

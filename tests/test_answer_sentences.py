@@ -361,6 +361,29 @@ def test_what_counts_as_a_span_of_time(text: str, holds: bool) -> None:
     assert answer._holds_kind("frequency", text, {"how", "often"}) is holds
 
 
+@pytest.mark.parametrize(
+    ("text", "holds"),
+    [
+        ("It goes on the limb 2 to 3 inches above the wound.", True),
+        ("Pads go between the shoulder blades.", True),
+        ("The station is in Denver.", True),
+        ("A tourniquet is used for bleeding that pressure does not stop.", False),
+        ("Above all, stay calm.", False),
+    ],
+)
+def test_what_counts_as_a_place(text: str, holds: bool) -> None:
+    assert answer._holds_kind("place", text, {"where", "tourniquet"}) is holds
+
+
+def test_where_a_tourniquet_goes_is_answered_with_a_place() -> None:
+    from emsqa.api import default_index
+
+    # "A tourniquet is used for life-threatening bleeding ..." led before: no name in sight, and
+    # "above the wound" or "near the top of the limb" did not count as a place
+    first = default_index().ask("Where do you put a tourniquet?").sentences[0].text
+    assert "above the" in first or "near the top of the limb" in first
+
+
 def test_the_shipped_corpus_says_how_often_to_recertify() -> None:
     from emsqa.api import default_index
 
