@@ -153,7 +153,7 @@ _HEAD = re.compile(
 _PHRASE_MAX = 6
 # "How many nations ...?" is answered by a count of nations: "nine nations", "two different teams".
 COUNT_WEIGHT = 0.1
-_COUNT_OF = re.compile(r"\bhow many\s+([^\W\d_]+)(?:\s+([^\W\d_]+))?", re.I)
+_COUNT_OF = re.compile(r"\bhow many((?:\s+[^\W\d_]+){1,3})", re.I)
 _COUNT_WORDS = frozenset(
     """two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
     seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred
@@ -551,11 +551,17 @@ def _candidates(
 
 
 def _counted(question: str, analyzer: Analyzer) -> frozenset[str]:
-    """The terms of the thing a "how many ...?" question counts (its next two content words)."""
+    """The terms of the thing a "how many ...?" question counts: its next words, up to three and
+    up to the first stop word ("how many continuing education hours does ...")."""
     found = _COUNT_OF.search(question)
     if not found:
         return frozenset()
-    return frozenset(analyzer.content(" ".join(w for w in found.groups() if w)))
+    words: list[str] = []
+    for word in found.group(1).split():
+        if words and word.lower() in STOP_WORDS:
+            break
+        words.append(word)
+    return frozenset(analyzer.content(" ".join(words)))
 
 
 def _counts(tokens: Sequence[str], counted: frozenset[str], analyzer: Analyzer) -> bool:

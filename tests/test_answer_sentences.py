@@ -426,6 +426,22 @@ def test_what_counts_as_a_count(sentence: str, counts: bool) -> None:
     assert answer._counts(tokenize(sentence), counted, analyzer) is counts
 
 
+@pytest.mark.parametrize(
+    ("question", "counted"),
+    [
+        ("How many universities are there?", {"universiti"}),
+        ("How many different species are there?", {"differ", "speci"}),
+        # the counted noun may come third; a stop word ends the phrase
+        ("How many continuing education hours does a paramedic need?", {"continu", "educ", "hour"}),
+        ("How many nations are within the Amazon basin?", {"nation"}),
+    ],
+)
+def test_the_thing_a_how_many_question_counts(question: str, counted: set[str]) -> None:
+    from emsqa.text import Analyzer
+
+    assert answer._counted(question, Analyzer()) == counted
+
+
 def test_a_sentence_opening_with_its_subject_and_is_defines_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
