@@ -30,7 +30,7 @@ from functools import lru_cache
 from emsqa.datatypes import Answer, AnswerSentence, Citation, Hit, Passage, Query
 from emsqa.passages import split_sentences
 from emsqa.retrieve import PreparedQuery
-from emsqa.text import STOP_WORDS, Analyzer, Lexicon, tokenize
+from emsqa.text import NEGATIONS, STOP_WORDS, Analyzer, Lexicon, tokenize
 
 __all__ = ["ABSTAIN_BELOW", "NOT_FOUND", "compose", "coverage", "definitions_first", "smalltalk"]
 
@@ -72,7 +72,6 @@ FAMILY_PREFIX = 5
 LIST_ITEM_LEADS = True
 LIST_SPREAD_PENALTY = 0.1
 OMITTED = "…"  # marks list items left out of a quotation
-_NEGATIONS = frozenset("no not nor never without cannot".split())
 FILL_SHARE = 0.75  # a further sentence must score this share of the best one
 SECOND_SOURCE_SHARE = 0.75  # ... and so must another passage's sentence taking the last place
 
@@ -408,7 +407,7 @@ def _candidates(
     """Every sentence of `hits` scored; `term_sets` are the hits' passage terms (title and section
     included), already analysed for the confidence."""
     units: list[_Unit] = []
-    negations = [all(alt <= _NEGATIONS for alt in alts) for _, alts in pq.concepts]
+    negations = [all(alt <= NEGATIONS for alt in alts) for _, alts in pq.concepts]
     spread: set[int] = set()  # positions in `units` of lists one of whose items covers as much
     for hit in hits:
         text = hit.passage.text

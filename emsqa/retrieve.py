@@ -22,7 +22,7 @@ from emsqa.datatypes import Hit, Query, _unchecked
 from emsqa.errors import QuestionError
 from emsqa.fusion import fuse
 from emsqa.store import PassageRow, Store
-from emsqa.text import LIGHT_WEIGHT, STOP_WORDS, Analyzer, Lexicon, tokenize
+from emsqa.text import LIGHT_WEIGHT, NEGATIONS, STOP_WORDS, Analyzer, Lexicon, tokenize
 
 __all__ = [
     "CARRY_WEIGHT",
@@ -105,7 +105,9 @@ _FRAME_WORDS = re.compile(
 )
 CUE_WEIGHT = 0.3
 CORRECTION_WEIGHT = 0.8
-_NEGATIONS = frozenset("no not nor never".split())
+# negations that, closing a question, leave out what they negate (see _QueryTerms.add); a closing
+# "without" was not part of what the EMS and XQuAD checks measured, so it keeps its full weight
+_CLOSING_NEGATIONS = NEGATIONS - {"without"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _FOLLOW_START = re.compile(
     r"^\s*(and|also|what about|how about|what else|and what|same for|then)\b", re.I
@@ -547,7 +549,7 @@ class _QueryTerms:
             tokens = tokenize(text)
         words = a.content_of(tokens)
         own = a.terms_of(words)
-        if tokens and tokens[-1] in _NEGATIONS and len(words) > 1:
+        if tokens and tokens[-1] in _CLOSING_NEGATIONS and len(words) > 1:
             # a closing negation leaves out what it negates ("What can an AEMT do that an EMT
             # cannot?", "... or not?"): the answer says what can be done, not what cannot
             last = words[-1]

@@ -20,6 +20,7 @@ from itertools import pairwise
 __all__ = [
     "LIGHT_WEIGHT",
     "LIGHT_WORDS",
+    "NEGATIONS",
     "STOP_WORDS",
     "TOKEN_RULES",
     "Analyzer",
@@ -199,6 +200,8 @@ LIGHT_WORDS: frozenset[str] = frozenset(
     way ways well went work works year""".split()
 )
 LIGHT_WEIGHT = 0.35
+# Negations, none of them a stop word; contractions and "cannot" are split so that "not" stands alone.
+NEGATIONS: frozenset[str] = frozenset("no not nor never without".split())
 
 
 def normalize(text: str) -> str:
